@@ -1,0 +1,102 @@
+"""Command line: parse arguments, read the files, run discovery or sync, report failures in one line."""
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import ConfigError, TapError, TargetGone, redact
+
+LOGGER = logging.getLogger("tap_klaviyo")
+
+
+class _Redact(logging.Filter):
+    def filter(self, record):
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def _setup_logging():
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(_Redact())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for noisy in ("urllib3", "backoff"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="tap-klaviyo", description="Singer tap for Klaviyo (classic tables).")
+    parser.add_argument("-c", "--config", help="config JSON file (see sample_config.json)")
+    parser.add_argument("-d", "--discover", action="store_true", help="write the catalog to stdout")
+    parser.add_argument("--catalog", help="catalog JSON file selecting the streams to sync")
+    parser.add_argument("-p", "--properties", help="legacy name of --catalog")
+    parser.add_argument("-s", "--state", help="state JSON file from a previous run")
+    parser.add_argument("--about", action="store_true", help="describe the tap and its settings")
+    parser.add_argument("--format", choices=("json", "markdown"), default="markdown", help="format of --about")
+    parser.add_argument("--version", action="version", version=f"tap-klaviyo {__version__}")
+    return parser
+
+
+def run(argv=None):
+    args = _parser().parse_args(argv)
+    if args.about:
+        from .about import render
+        print(render(args.format))
+        return
+    if not args.config:
+        raise ConfigError("--config is required: pass a JSON file with api_key and start_date "
+                          "(see sample_config.json)")
+    from .config import load_config, read_json_file
+    config = load_config(read_json_file(args.config, "config"))
+    catalog_path = args.catalog or args.properties
+    from . import discovery, state as bookmarks
+    from .client import KlaviyoClient
+    from .output import MessageWriter
+
+    if args.discover:
+        KlaviyoClient(config).get("metrics", config.base_url + "/api/metrics", {"fields[metric]": "name"})
+        sys.stdout.write(json.dumps(discovery.discover(), indent=2) + "\n")
+        return
+    if catalog_path:
+        streams = discovery.selected_streams(read_json_file(catalog_path, "catalog"))
+    else:
+        LOGGER.info("no --catalog given: syncing all twelve streams")
+        streams = discovery.selected_streams(discovery.discover_all_selected())
+    state = bookmarks.validate(read_json_file(args.state, "state") if args.state else {})
+    if not streams:
+        LOGGER.warning("the catalog selects no stream; nothing to do (mark streams selected: true)")
+        return
+    from .sync import sync
+    sync(config, KlaviyoClient(config), streams, state, MessageWriter())
+
+
+def main(argv=None):
+    _setup_logging()
+    try:
+        run(argv)
+        sys.stdout.flush()
+    except (TargetGone, BrokenPipeError) as exc:
+        # stdout is gone: point it at /dev/null so the interpreter's last flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("tap-klaviyo: the target stopped reading stdout (broken pipe); stopping, the last STATE written stands", file=sys.stderr)
+        sys.exit(1)
+    except TapError as exc:
+        print(f"tap-klaviyo: error: {redact(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("tap-klaviyo: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:   # a bug: still one line, never the key
+        if os.environ.get("TAP_KLAVIYO_DEBUG"):
+            import traceback
+            print(redact(traceback.format_exc()), file=sys.stderr)
+        print(f"tap-klaviyo: unexpected error {type(exc).__name__}: {redact(exc)} (a bug: please report "
+              "it; TAP_KLAVIYO_DEBUG=1 shows the traceback)", file=sys.stderr)
+        sys.exit(1)

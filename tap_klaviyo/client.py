@@ -1,0 +1,220 @@
+"""The one HTTP client: auth header, revision, timeouts, retries, rate limits and cursor paging.
+
+Nothing else in the tap builds a request or reads a status code.
+"""
+import email.utils
+import json
+import logging
+import re
+import threading
+import time
+from urllib.parse import urlsplit
+
+import backoff
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+from singer import metrics
+from urllib3.exceptions import NewConnectionError
+
+from . import __version__
+from .errors import ApiError, TapError, redact
+from .ratelimit import RateLimiters
+
+LOGGER = logging.getLogger("tap_klaviyo")
+
+# orjson turns integers wider than 64 bits into floats without a word; such a page goes through
+# the standard library, which keeps them exact. The pattern may also match digits inside a string,
+# which only costs the slower parse.
+_WIDE_INTEGER = re.compile(rb"[:\[,]\s*-?\d{20}")
+
+
+def parse_json(body):
+    if _WIDE_INTEGER.search(body):
+        return json.loads(body)
+    return orjson.loads(body)
+
+
+class Transient(Exception):
+    """A failure worth retrying: 5xx, gateway pages, resets, timeouts, cut-off bodies."""
+
+
+class Throttled(Exception):
+    """A 429; the limiter already holds the family for Retry-After."""
+
+
+def _detail(response):
+    """Klaviyo's own words from an error envelope, or a note on what came instead."""
+    try:
+        errors = response.json().get("errors") or []
+        details = [e.get("detail") or e.get("title") for e in errors if isinstance(e, dict)]
+        details = [d for d in details if d]
+        if details:
+            return "; ".join(details)
+    except (ValueError, AttributeError):
+        pass
+    kind = response.headers.get("Content-Type", "")
+    if "html" in kind:
+        return "an HTML error page from the gateway"
+    return (response.reason or "no detail").strip()
+
+
+def _seconds(value):
+    """A Retry-After or RateLimit-Reset value (seconds or an HTTP date) as seconds from now."""
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+def _what_to_do(status, detail, config):
+    if status == 401:
+        return ("Klaviyo refused the API key (401: " + detail + "); set api_key to a valid private "
+                "key (pk_…) of this account")
+    if status == 403:
+        return ("the API key lacks a scope (403: " + detail + "); give it read access to metrics, "
+                "events, profiles, lists and segments")
+    if status == 410:
+        return (f"Klaviyo says revision {config.revision} or this endpoint is retired (410: {detail}); "
+                "set config 'revision' to a current one such as 2026-10-15")
+    if status == 400:
+        return (f"Klaviyo rejected the request (400: {detail}); if 'revision' is set, check it is a "
+                "published revision, otherwise report this line as a tap bug")
+    if status == 404:
+        return f"not found (404: {detail}); check base_url points at the Klaviyo API"
+    return f"Klaviyo answered {status} ({detail})"
+
+
+class KlaviyoClient:
+    def __init__(self, config, limiters=None):
+        self.config = config
+        self.limiters = limiters or RateLimiters()
+        self._local = threading.local()
+        self._origin = urlsplit(config.base_url)
+        self._reached = False          # a response has come back at least once
+        self._counts_lock = threading.Lock()
+        self.requests_made = 0
+        self.throttled = 0
+        self._get_retrying = backoff.on_exception(
+            backoff.expo, Transient, factor=0.5, max_value=60, jitter=backoff.full_jitter,
+            max_time=lambda: self.config.max_retry_seconds, on_backoff=self._log_retry, logger=None,
+        )(backoff.on_exception(
+            backoff.constant, Throttled, interval=0, jitter=None,
+            max_time=lambda: max(self.config.max_retry_seconds, 600), logger=None,
+        )(self._attempt))
+
+    def _session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("https://", HTTPAdapter(pool_maxsize=4))
+            session.mount("http://", HTTPAdapter(pool_maxsize=4))
+            session.headers.update({
+                "Authorization": "Klaviyo-API-Key " + self.config.api_key,
+                "revision": self.config.revision,
+                "Accept": "application/vnd.api+json",
+                "User-Agent": self.config.user_agent or f"tap-klaviyo/{__version__}",
+            })
+            self._local.session = session
+        return session
+
+    def url(self, path):
+        return self.config.base_url + path
+
+    def _check_same_origin(self, url):
+        parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) != (self._origin.scheme, self._origin.netloc):
+            raise ApiError(f"Klaviyo sent a next-page link to {parts.scheme}://{parts.netloc}, not "
+                           f"{self.config.base_url}; refusing to send the API key there")
+
+    def get(self, family, url, params=None):
+        """One GET with retries; the parsed JSON document."""
+        self._check_same_origin(url)
+        try:
+            return self._get_retrying(family, url, params)
+        except Transient as exc:
+            raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
+                           "(max_retry_seconds)") from None
+        except Throttled:
+            raise ApiError(f"GET {urlsplit(url).path}: still throttled (429) after waiting "
+                           f"{max(self.config.max_retry_seconds, 600):g} s") from None
+
+    def pages(self, family, path, params):
+        """Every page of a collection, following links.next exactly as given."""
+        url, query = self.url(path), params
+        while url:
+            document = self.get(family, url, query)
+            yield document
+            url = (document.get("links") or {}).get("next")
+            query = None   # the next link carries the query and cursor; re-encoding breaks it
+
+    def _log_retry(self, details):
+        LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
+                       details["wait"])
+
+    def _attempt(self, family, url, params):
+        limiter = self.limiters[family]
+        limiter.acquire()
+        path = urlsplit(url).path
+        started = time.monotonic()
+        status = None
+        try:
+            response = self._session().get(url, params=params, timeout=(
+                min(30, self.config.request_timeout), self.config.request_timeout))
+            status = response.status_code
+            body = response.content
+        except requests.exceptions.SSLError as exc:
+            raise ApiError(f"TLS check failed for {self.config.base_url} ({type(exc).__name__}); "
+                           "the tap never turns certificate checks off") from None
+        except requests.exceptions.ConnectionError as exc:
+            reason = exc.args[0] if exc.args else None
+            refused = isinstance(getattr(reason, "reason", reason), NewConnectionError)
+            if refused and not self._reached:
+                raise ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
+                               "unknown); check base_url and the network") from None
+            raise Transient(f"GET {path}: connection failed ({type(exc).__name__})") from None
+        except requests.exceptions.Timeout:
+            raise Transient(f"GET {path}: no answer within {self.config.request_timeout:g} s "
+                            "(request_timeout)") from None
+        except requests.exceptions.RequestException as exc:
+            raise Transient(f"GET {path}: response broken off ({type(exc).__name__})") from None
+        finally:
+            elapsed = time.monotonic() - started
+            with self._counts_lock:
+                self.requests_made += 1
+                if status == 429:
+                    self.throttled += 1
+            metrics.log(LOGGER, metrics.Point("timer", metrics.Metric.http_request_duration, elapsed, {
+                metrics.Tag.endpoint: family, metrics.Tag.http_status_code: status,
+                metrics.Tag.status: "succeeded" if status == 200 else "failed"}))
+        self._reached = True
+        headers = response.headers
+        if status == 200:
+            if headers.get("RateLimit-Remaining") == "0":
+                limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
+            try:
+                document = parse_json(body)
+            except ValueError:
+                raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
+            if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
+                raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
+            return document
+        if status == 429:
+            wait = _seconds(headers.get("Retry-After"))
+            if wait is None:
+                wait = _seconds(headers.get("RateLimit-Reset"))
+            limiter.pause(1.0 if wait is None else wait)
+            raise Throttled()
+        detail = redact(_detail(response))
+        if status >= 500 or status == 408:
+            raise Transient(f"GET {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
+        raise ApiError(f"GET {path}: " + _what_to_do(status, detail, self.config))
+
+
+__all__ = ["KlaviyoClient", "TapError", "parse_json"]

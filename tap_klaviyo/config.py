@@ -1,0 +1,167 @@
+"""Settings: one table that the config loader, `--about` and the docs all read."""
+import ipaddress
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from . import timeutil
+from .errors import ConfigError, register_secret
+
+DEFAULT_REVISION = "2026-10-15"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    kind: str          # "string", "integer", "number", "boolean", "date_iso8601"
+    default: object
+    description: str
+    required: bool = False
+    secret: bool = False
+    minimum: float | None = None
+
+
+SETTINGS = (
+    Setting("api_key", "string", None, "Klaviyo private API key (pk_…); read-only scopes metrics, events, "
+            "profiles, lists, segments", required=True, secret=True),
+    Setting("start_date", "date_iso8601", None, "Earliest event time to extract on a first sync, "
+            "e.g. 2024-01-01T00:00:00Z; a bare date is midnight UTC", required=True),
+    Setting("revision", "string", DEFAULT_REVISION, "Klaviyo API revision header"),
+    Setting("base_url", "string", "https://a.klaviyo.com", "API root; plain http only for loopback "
+            "(the local sandbox)"),
+    Setting("user_agent", "string", None, "User-Agent header to send"),
+    Setting("request_timeout", "number", 300, "Seconds to wait for one HTTP response", minimum=1),
+    Setting("lookback_minutes", "integer", 0, "Minutes re-read before each bookmark, for events "
+            "Klaviyo makes visible late", minimum=0),
+    Setting("list_person_count", "boolean", True, "Fetch each list's and segment's profile count "
+            "(1 call per second); false writes null"),
+    Setting("concurrency", "integer", 16, "HTTP requests in flight at once, across and within "
+            "streams", minimum=1),
+    Setting("window_days", "number", 7, "Width of the time windows an event stream's range is cut "
+            "into, fetched side by side", minimum=1 / 86400),
+    Setting("max_retry_seconds", "number", 600, "How long one request is retried on 5xx, resets, "
+            "timeouts and cut-off bodies before the run fails", minimum=0),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    api_key: str
+    start_date: int
+    revision: str
+    base_url: str
+    user_agent: str | None
+    request_timeout: float
+    lookback_minutes: int
+    list_person_count: bool
+    concurrency: int
+    window_days: float
+    max_retry_seconds: float
+
+    @property
+    def event_page_size(self):
+        return 1000 if self.revision >= "2026-04-15" else 200
+
+    def __repr__(self):
+        return f"Config(base_url={self.base_url!r}, revision={self.revision!r}, api_key=[redacted])"
+
+
+def read_json_file(path, what):
+    """Load a JSON file the user named, or raise one clear line about it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path!r} does not exist; pass the path of a JSON file") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{what} file {path!r} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} file {path!r} is not UTF-8 text; it must hold JSON") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{what} file {path!r} is not valid JSON ({exc.msg} at line {exc.lineno} "
+                          f"column {exc.colno}); fix the file or regenerate it") from None
+
+
+def _coerce(setting, value):
+    """Hosts (Meltano, Stitch) pass numbers and booleans as strings at times; accept both."""
+    if setting.kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.strip().lower() in ("true", "1", "yes")
+        raise ValueError("expected true or false")
+    if setting.kind in ("integer", "number"):
+        if isinstance(value, bool):
+            raise ValueError(f"expected a {setting.kind}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected a {setting.kind}") from None
+        if setting.kind == "integer":
+            if number != int(number):
+                raise ValueError("expected a whole number")
+            number = int(number)
+        if setting.minimum is not None and number < setting.minimum:
+            raise ValueError(f"must be at least {setting.minimum:g}")
+        return number
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def _is_loopback(host):
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(url):
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected a URL such as https://a.klaviyo.com")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ValueError("plain http would send the API key in clear; use https "
+                         "(http is allowed only for a loopback sandbox)")
+    return url.rstrip("/")
+
+
+def load_config(raw):
+    """Validate a parsed config object into a Config; unknown keys are ignored."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a JSON object with api_key and start_date "
+                          "(see sample_config.json)")
+    values = {}
+    for setting in SETTINGS:
+        value = raw.get(setting.name)
+        if value is None or value == "":
+            if setting.required:
+                raise ConfigError(f"config is missing {setting.name!r}: {setting.description} "
+                                  "(see sample_config.json)")
+            values[setting.name] = setting.default
+            continue
+        try:
+            value = _coerce(setting, value)
+            if setting.name == "start_date":
+                value = timeutil.parse_instant(value)
+            elif setting.name == "base_url":
+                value = _check_base_url(value)
+            elif setting.name == "revision" and not _looks_like_revision(value):
+                raise ValueError("expected a date such as 2026-10-15 (optionally ending in .pre)")
+        except ValueError as exc:
+            shown = "[redacted]" if setting.secret else repr(raw.get(setting.name))
+            raise ConfigError(f"config {setting.name!r} = {shown} is invalid: {exc}") from None
+        values[setting.name] = value
+    register_secret(values["api_key"])
+    return Config(**values)
+
+
+def _looks_like_revision(text):
+    core = text[:-4] if text.endswith(".pre") else text
+    try:
+        timeutil.parse_instant(core)
+    except ValueError:
+        return False
+    return len(core) == 10

@@ -1,0 +1,56 @@
+"""Bookmarks in and out.
+
+The classic shape is kept: {"bookmarks": {"<stream>": {"since": "YYYY-MM-DDTHH:MM:SSZ"}}}.
+singer-io tap-klaviyo 1.1.4+ keyed the same thing by metric id; that is read too. Every key the
+tap does not know is carried through unchanged.
+"""
+import copy
+
+from . import timeutil
+from .errors import ConfigError
+
+
+def validate(raw, source="state"):
+    """Check a parsed state object; return it (a deep copy) or raise one clear line."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must be a JSON object like {{\"bookmarks\": {{\"receive\": "
+                          f"{{\"since\": \"2024-01-01T00:00:00Z\"}}}}}}, got {type(raw).__name__}")
+    state = copy.deepcopy(raw)
+    bookmarks = state.get("bookmarks")
+    if bookmarks is None:
+        return state
+    if not isinstance(bookmarks, dict):
+        raise ConfigError(f"{source} 'bookmarks' must be an object keyed by stream name, got "
+                          f"{type(bookmarks).__name__}")
+    for key, bookmark in bookmarks.items():
+        if not isinstance(bookmark, dict):
+            raise ConfigError(f"{source} bookmark for {key!r} must be an object like "
+                              f"{{\"since\": \"2024-01-01T00:00:00Z\"}}, got {bookmark!r}")
+        if "since" in bookmark:
+            try:
+                timeutil.parse_instant(bookmark["since"])
+            except ValueError as exc:
+                raise ConfigError(f"{source} bookmark {key!r} has since={bookmark['since']!r}: {exc}; "
+                                  "fix or delete that bookmark") from None
+    return state
+
+
+def since(state, stream_name, metric_ids=()):
+    """The stream's bookmark as epoch seconds, or None when the state holds none.
+
+    The stream-name key wins; else the earliest of the metric-id keys of the stream's metrics.
+    """
+    bookmarks = state.get("bookmarks") or {}
+    own = (bookmarks.get(stream_name) or {}).get("since")
+    if own is not None:
+        return timeutil.parse_instant(own)
+    legacy = [timeutil.parse_instant(bookmarks[m]["since"]) for m in metric_ids
+              if "since" in (bookmarks.get(m) or {})]
+    return min(legacy) if legacy else None
+
+
+def set_since(state, stream_name, epoch):
+    bookmark = state.setdefault("bookmarks", {}).setdefault(stream_name, {})
+    bookmark["since"] = timeutil.to_bookmark(epoch)

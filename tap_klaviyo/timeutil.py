@@ -1,0 +1,72 @@
+"""UTC instants as integer epoch seconds, the formats the tap reads and writes, and time windows.
+
+Everything is UTC: no function here consults the machine's time zone.
+"""
+import datetime as dt
+import time
+
+from dateutil import parser as dateutil_parser
+
+CLASSIC_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
+BOOKMARK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def now():
+    return int(time.time())
+
+
+def parse_instant(text):
+    """ISO 8601 text to epoch seconds; a bare date is midnight UTC, no offset means UTC.
+
+    Raises ValueError with a reason when the text is not an ISO 8601 date or date-time.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("expected an ISO 8601 date-time string such as 2024-01-01T00:00:00Z")
+    try:
+        parsed = dateutil_parser.isoparse(text.strip())
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not an ISO 8601 date-time ({exc}); write it like 2024-01-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return int(parsed.timestamp() // 1)
+
+
+def to_classic(epoch):
+    """The classic tables' datetime format: '2021-05-17 23:43:28+00:00'."""
+    return time.strftime(CLASSIC_FORMAT, time.gmtime(epoch))
+
+
+def to_bookmark(epoch):
+    return time.strftime(BOOKMARK_FORMAT, time.gmtime(epoch))
+
+
+to_filter = to_bookmark  # Klaviyo filters take unquoted datetimes ending in Z
+
+
+def iso_to_classic(text):
+    """An API datetime string ('2022-11-08T01:23:45+00:00', maybe with fractions or another offset)
+    in the classic format; None stays None."""
+    if not text:
+        return None
+    if len(text) == 25 and text[10] == "T" and text.endswith("+00:00"):
+        return f"{text[:10]} {text[11:19]}+00:00"
+    try:
+        return to_classic(parse_instant(text))
+    except ValueError:
+        return None
+
+
+def windows(start, end, width):
+    """Cut [start, end) into consecutive [a, b) windows of `width` seconds (the last may be shorter).
+
+    The windows tile the range exactly: none empty, none overlapping, no gap. An empty or inverted
+    range gives no window.
+    """
+    width = max(1, int(width))
+    out = []
+    lower = start
+    while lower < end:
+        upper = min(lower + width, end)
+        out.append((lower, upper))
+        lower = upper
+    return out

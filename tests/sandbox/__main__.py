@@ -1,0 +1,45 @@
+"""python -m tests.sandbox: run the local Klaviyo sandbox until interrupted."""
+import argparse
+import json
+import sys
+import time
+
+from .data import generate
+from .server import API_KEY, NO_EVENTS_KEY, Options, serve
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    parser.add_argument("--events", type=int, default=3000, help="size of the generated account")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lists", type=int, default=6)
+    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--anchor", type=int, help="the account's 'now' (epoch s); default: this minute")
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument("--rate-scale", type=float, default=1.0, help="multiply the documented rate limits")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given an injected fault")
+    parser.add_argument("--fault-seed", type=int, default=0)
+    parser.add_argument("--ready-file", help="write {base_url, api_key} here once listening")
+    args = parser.parse_args()
+    account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=args.lists,
+                       segments=args.segments)
+    options = Options(latency=args.latency_ms / 1000, rate_scale=args.rate_scale, fault_rate=args.fault_rate,
+                      fault_seed=args.fault_seed)
+    server, base_url = serve(account, options, port=args.port)
+    info = {"base_url": base_url, "api_key": API_KEY, "no_events_key": NO_EVENTS_KEY,
+            "events": sum(len(v) for v in account.events.values())}
+    print(json.dumps(info), flush=True)
+    if args.ready_file:
+        with open(args.ready_file, "w") as handle:
+            json.dump(info, handle)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.shutdown()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+"""A deterministic generated Klaviyo account, shaped like a real one.
+
+Same seed, size and anchor give the same account. The anchor is the account's "now": ordinary
+events lie in the year before it, a few are dated after it (sender clock skew).
+"""
+import bisect
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+KLAVIYO = {"id": "0rG4eQ", "name": "Klaviyo", "category": "Internal"}
+API = {"id": "7FtS4J", "name": "API", "category": "API"}
+SHOPIFY = {"id": "0eMvjm", "name": "Shopify", "category": "eCommerce"}
+
+# metric name, integration, share of events
+METRICS = (
+    ("Received Email", KLAVIYO, 30),
+    ("Opened Email", KLAVIYO, 18),
+    ("Clicked Email", KLAVIYO, 7),
+    ("Bounced Email", KLAVIYO, 2),
+    ("Dropped Email", KLAVIYO, 1),
+    ("Marked Email as Spam", KLAVIYO, 1),
+    ("Subscribed to List", KLAVIYO, 3),
+    ("Unsubscribed from List", KLAVIYO, 1),
+    ("Unsubscribed from Email Marketing", KLAVIYO, 1),
+    ("Unsubscribed", KLAVIYO, 1),                  # the metric's old name, still holding old events
+    ("Updated Email Preferences", KLAVIYO, 1),
+    ("Clicked Email", API, 3),                     # a custom event, not the classic table
+    ("Received SMS", KLAVIYO, 5),
+    ("Placed Order", SHOPIFY, 6),
+    ("Viewed Product", API, 12),
+    ("Active on Site", API, 8),
+)
+
+REASONS = ("UNSUBSCRIBE", "HARD_BOUNCE", "INVALID_EMAIL", "SPAM_COMPLAINT", "USER_SUPPRESSED")
+YEAR = 365 * 86400
+WIDE_INTEGER = 2 ** 70 + 7
+
+
+def iso(epoch):
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
+
+
+@dataclass
+class Event:
+    timestamp: int
+    id: str
+    uuid: str
+    profile_id: str
+    metric_id: str
+    properties: dict
+
+
+@dataclass
+class Account:
+    anchor: int
+    metrics: list = field(default_factory=list)         # JSON:API metric resources
+    profiles: dict = field(default_factory=dict)        # id -> JSON:API profile resource (all attributes)
+    lists: list = field(default_factory=list)
+    segments: list = field(default_factory=list)
+    events: dict = field(default_factory=dict)          # metric id -> [Event] sorted by (timestamp, id)
+    keys: dict = field(default_factory=dict)            # metric id -> [(timestamp, id)] for bisect
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _serial: int = 0
+
+    def metric_by_name(self, name, integration="Klaviyo"):
+        for metric in self.metrics:
+            if metric["attributes"]["name"] == name and metric["attributes"]["integration"]["name"] == integration:
+                return metric
+        return None
+
+    def next_id(self, rng):
+        self._serial += 1
+        return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6)) \
+            + format(self._serial, "07x")
+
+    def add_event(self, event):
+        with self.lock:
+            keys = self.keys.setdefault(event.metric_id, [])
+            events = self.events.setdefault(event.metric_id, [])
+            at = bisect.bisect_right(keys, (event.timestamp, event.id))
+            keys.insert(at, (event.timestamp, event.id))
+            events.insert(at, event)
+
+    def all_events(self):
+        with self.lock:
+            return [e for events in self.events.values() for e in events]
+
+
+def _properties(rng, name, n):
+    subject = rng.choice(["Spring sale", "Your order", "Grüße aus Köln 🎉", "Last chance", "We miss you"])
+    if name in ("Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Dropped Email",
+                "Marked Email as Spam"):
+        props = {"Campaign Name": f"Campaign {n % 97}", "Subject": subject, "$message": f"M{n % 997:04d}",
+                 "$_cohort$message_send_cohort": f"{n % 53}:{n % 7}", "$flow": ""}
+        if name == "Opened Email":
+            props["Client Name"] = rng.choice(["Gmail", "Apple Mail", "Outlook", None])
+        if name == "Clicked Email":
+            props["URL"] = f"https://shop.example/p/{n % 311}?utm_source=klaviyo"
+        if name == "Bounced Email":
+            props["Bounce Type"] = rng.choice(["hard", "soft"])
+        return props
+    if name in ("Subscribed to List", "Unsubscribed from List"):
+        return {"List": f"List {n % 5}", "$list": f"L{n % 5}", "$source": rng.choice([-9, 5, "API"])}
+    if name == "Placed Order":
+        return {"$value": round(rng.uniform(5, 500), 2), "Items": [{"SKU": f"SKU-{n % 41}", "Quantity": 1 + n % 3,
+                "Price": 19.99}], "$event_id": str(1000000 + n)}
+    return {"Source": rng.choice(["web", "ios", "android"]), "n": n}
+
+
+def _profile(rng, account, number):
+    pid = "01" + "".join(rng.choice("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for _ in range(24))
+    has_email = number % 10 != 9
+    created = account.anchor - YEAR - rng.randrange(YEAR)
+    location = None if number % 7 == 0 else {
+        "address1": f"{number} Main St", "address2": None if number % 2 else "Apt 4",
+        "city": rng.choice(["Boston", "Zürich", "Austin", "Lyon"]), "region": rng.choice(["MA", "ZH", "TX", None]),
+        "zip": f"{rng.randrange(10000, 99999)}", "country": rng.choice(["US", "CH", "FR"]),
+        "latitude": round(rng.uniform(-60, 60), 4) if number % 3 else str(round(rng.uniform(-60, 60), 4)),
+        "longitude": round(rng.uniform(-120, 120), 4), "timezone": rng.choice(["America/New_York", "Europe/Zurich"]),
+        "ip": "203.0.113.9",
+    }
+    properties = {"Plan": rng.choice(["free", "pro", "team"]), "Favorite Color": rng.choice(["red", "blue", None])}
+    if number % 11 == 0:
+        properties["$email"] = "shadow@example.invalid"      # a custom key that must not win
+        properties["created"] = "not the profile's created"
+    if number % 13 == 0:
+        properties["Lifetime Orders"] = WIDE_INTEGER
+    suppression = []
+    if number % 12 == 3:
+        first = REASONS[(number // 12) % 5]
+        suppression.append({"reason": first, "timestamp": iso(created + 86400 * (1 + number % 90))})
+        if number % 24 == 3:   # suppressed twice: the later reason is the one that counts
+            second = REASONS[(number // 12 + 2) % 5]
+            suppression.append({"reason": second, "timestamp": iso(created + 86400 * (100 + number % 90))})
+    attributes = {
+        "email": f"person{number}@example.com" if has_email else None,
+        "phone_number": f"+1617555{number % 10000:04d}",
+        "external_id": f"ext-{number}" if number % 4 else None,
+        "first_name": rng.choice(["Ada", "Björn", "Chloé", "Dmitri", None]),
+        "last_name": rng.choice(["Lovelace", "O'Brien", "Søndergaard", None]),
+        "organization": rng.choice(["Acme", None]),
+        "title": rng.choice(["CTO", "Buyer", None]),
+        "image": None,
+        "created": iso(created),
+        "updated": iso(created + rng.randrange(YEAR)),
+        "last_event_date": None,
+        "location": location,
+        "properties": properties,
+        "subscriptions": {"email": {"marketing": {"can_receive_email_marketing": not suppression,
+                                                  "consent": "SUBSCRIBED", "suppression": suppression}}},
+    }
+    return {"type": "profile", "id": pid, "attributes": attributes}
+
+
+def generate(events=3000, seed=1, anchor=None, lists=4, segments=2):
+    """An account with about `events` events (plus three dated after the anchor)."""
+    anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
+    rng = random.Random(seed)
+    account = Account(anchor=anchor)
+    for number, (name, integration, _) in enumerate(METRICS):
+        mid = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
+        account.metrics.append({"type": "metric", "id": mid, "attributes": {
+            "name": name, "created": iso(anchor - 3 * YEAR + number), "updated": iso(anchor - YEAR),
+            "integration": {"object": "integration", **integration}}})
+    profile_ids = []
+    for number in range(max(40, events // 15)):
+        profile = _profile(rng, account, number)
+        account.profiles[profile["id"]] = profile
+        profile_ids.append(profile["id"])
+    for kind, count, target in (("list", lists, account.lists), ("segment", segments, account.segments)):
+        for number in range(count):
+            created = anchor - YEAR - rng.randrange(YEAR)
+            attributes = {"name": f"{kind.title()} {number}", "created": iso(created),
+                          "updated": iso(created + rng.randrange(YEAR)), "opt_in_process": "single_opt_in",
+                          "profile_count": rng.randrange(0, 5000)}
+            if kind == "segment":
+                attributes.update({"definition": None, "is_active": True, "is_processing": False,
+                                   "is_starred": number % 2 == 0})
+            target.append({"type": kind, "id": f"{'Xy' if kind == 'list' else 'Sg'}{rng.randrange(16**4):04x}{number}",
+                           "attributes": attributes})
+
+    weights = [w for _, _, w in METRICS]
+    total = sum(weights)
+    received = account.metrics[0]["id"]
+    # a campaign send: many events in one second, more than one page of 1000 when the account is big
+    cluster = 1200 if events >= 8000 else max(1, events // 12)
+    cluster_at = anchor - YEAR // 2 + 17
+    for n in range(events):
+        if n < cluster:
+            metric, timestamp = account.metrics[0], cluster_at
+        else:
+            metric = account.metrics[rng.choices(range(len(METRICS)), weights)[0]]
+            timestamp = anchor - 3600 - rng.randrange(YEAR - 3600)
+        account.add_event(Event(timestamp, account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))),
+                                rng.choice(profile_ids), metric["id"],
+                                _properties(rng, metric["attributes"]["name"], n)))
+    wide = account.events[received][len(account.events[received]) // 3]
+    wide.properties["Order Number"] = WIDE_INTEGER
+    for days, name in ((1, "Opened Email"), (2, "Clicked Email"), (3, "Received Email")):
+        metric = account.metric_by_name(name)
+        account.add_event(Event(anchor + days * 86400, account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))),
+                                profile_ids[days], metric["id"], {"Subject": "from the future"}))
+    assert received == account.metric_by_name("Received Email")["id"]
+    return account
+
+
+def new_event(account, metric_name, timestamp, integration="Klaviyo", seed=0):
+    """An event added after generation (the tests' "new events since the last sync")."""
+    rng = random.Random(f"{seed}:{metric_name}:{timestamp}:{account._serial}")
+    metric = account.metric_by_name(metric_name, integration)
+    profile_id = sorted(account.profiles)[rng.randrange(len(account.profiles))]
+    event = Event(int(timestamp), account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))), profile_id,
+                  metric["id"], {"Subject": "added later", "n": account._serial})
+    account.add_event(event)
+    return event

@@ -1,0 +1,522 @@
+"""The sandbox HTTP server: five Klaviyo endpoints, their checks, limits and faults.
+
+Endpoints: /api/metrics, /api/events, /api/lists[/id], /api/segments[/id], /api/profiles.
+Admin (tests only): GET /__sandbox/dump, GET /__sandbox/stats, POST /__sandbox/events.
+"""
+import base64
+import bisect
+import calendar
+import hashlib
+import json
+import math
+import re
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import orjson
+
+from . import data as sandbox_data
+
+API_KEY = "pk_sandbox_4f1c2e9a7b3d5f60a8e1c4b7d2f9e6a3c1"
+NO_EVENTS_KEY = "pk_sandbox_noevents_9d8c7b6a5f4e3d2c1b0a"
+ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read"}
+REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
+             "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
+TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
+FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429")
+
+
+class ApiFailure(Exception):
+    def __init__(self, status, code, detail, parameter=None, headers=None):
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.parameter = status, code, detail, parameter
+        self.headers = headers or {}
+
+    def body(self):
+        error = {"id": str(uuid.uuid4()), "status": self.status, "code": self.code,
+                 "title": {400: "Invalid input.", 401: "Not authenticated.", 403: "Permission denied.",
+                           404: "Not found.", 410: "Gone.", 429: "Request was throttled."}.get(self.status, "Error"),
+                 "detail": self.detail, "source": {"parameter": self.parameter} if self.parameter else {}}
+        return orjson.dumps({"errors": [error]})
+
+
+@dataclass
+class Options:
+    latency: float = 0.0          # seconds added to each API answer
+    rate_scale: float = 1.0       # multiplies every documented limit (tests relax them)
+    fault_rate: float = 0.0       # share of API requests answered with an injected fault
+    fault_seed: int = 0
+    slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
+    today: str | None = None      # date that decides which revisions are retired (default: anchor's)
+
+
+class RateCounter:
+    """Klaviyo's fixed windows: per family, a per-second and a per-minute count."""
+
+    def __init__(self, scale):
+        self.scale = scale
+        self.lock = threading.Lock()
+        self.windows = {}
+
+    def take(self, family, tier):
+        burst, steady = TIERS[tier]
+        burst, steady = max(1, int(burst * self.scale)), max(1, int(steady * self.scale))
+        now = time.time()
+        second, minute = int(now), int(now // 60)
+        with self.lock:
+            state = self.windows.setdefault(family, [second, 0, minute, 0])
+            if state[0] != second:
+                state[0], state[1] = second, 0
+            if state[2] != minute:
+                state[2], state[3] = minute, 0
+            if state[1] >= burst or state[3] >= steady:
+                wait = (second + 1 - now) if state[1] >= burst else (minute * 60 + 60 - now)
+                raise ApiFailure(429, "throttled", f"Request was throttled. Expected available in "
+                                 f"{math.ceil(wait)} second{'s' if math.ceil(wait) != 1 else ''}.",
+                                 headers={"Retry-After": str(math.ceil(wait))})
+            state[1] += 1
+            state[3] += 1
+            remaining = min(burst - state[1], steady - state[3])
+            reset = math.ceil(second + 1 - now) if burst - state[1] <= steady - state[3] else math.ceil(minute * 60 + 60 - now)
+            return {"RateLimit-Limit": str(burst), "RateLimit-Remaining": str(remaining), "RateLimit-Reset": str(reset)}
+
+
+_CALL = re.compile(r'([a-z-]+)\(([^(),]+),([^()]*)\)')
+
+
+def parse_filter(text):
+    """'equals(a,"x"),less-than(b,2024-01-01T00:00:00Z)' -> [(op, field, raw value)]; 400 when malformed."""
+    calls, position = [], 0
+    while position < len(text):
+        match = _CALL.match(text, position)
+        if not match:
+            raise ApiFailure(400, "invalid", f"Invalid filter provided: could not parse {text[position:]!r}", "filter")
+        calls.append((match.group(1), match.group(2).strip(), match.group(3).strip()))
+        position = match.end()
+        if position < len(text):
+            if text[position] != ",":
+                raise ApiFailure(400, "invalid", "Invalid filter provided", "filter")
+            position += 1
+    return calls
+
+
+def _quoted(raw):
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1]
+    raise ApiFailure(400, "invalid", f"Invalid filter provided: {raw} must be a quoted string", "filter")
+
+
+def _instant(raw):
+    if raw.startswith('"'):
+        raise ApiFailure(400, "invalid", f"Invalid filter provided: datetimes are not quoted ({raw})", "filter")
+    try:
+        return _parse_z(raw)
+    except ValueError:
+        raise ApiFailure(400, "invalid", f"Invalid filter provided: {raw!r} is not a datetime", "filter") from None
+
+
+def _parse_z(raw):
+    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S+00:00", "%Y-%m-%d"):
+        try:
+            return calendar.timegm(time.strptime(raw, fmt))
+        except ValueError:
+            continue
+    raise ValueError(raw)
+
+
+def _dumps(document):
+    try:
+        return orjson.dumps(document)
+    except TypeError:       # the account holds integers wider than 64 bits, as real ones do
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _cursor(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def _uncursor(token):
+    try:
+        return base64.b64decode(token.encode(), validate=True).decode()
+    except ValueError:
+        raise ApiFailure(400, "invalid", "Invalid cursor provided", "page[cursor]") from None
+
+
+def _sparse(attributes, fields):
+    if fields is None:
+        return attributes
+    return {name: attributes[name] for name in fields if name in attributes}
+
+
+class Sandbox:
+    def __init__(self, account, options=None):
+        self.account = account
+        self.options = options or Options()
+        self.rates = RateCounter(self.options.rate_scale)
+        self.stats_lock = threading.Lock()
+        self.stats = {"requests": 0, "throttled": 0, "faults": 0, "by_family": {}}
+        self.fault_seen = {}
+        today = self.options.today or time.strftime("%Y-%m-%d", time.gmtime(account.anchor))
+        year, rest = int(today[:4]), today[4:]
+        self.retired_before = f"{year - 2}{rest}"
+
+    # --- checks -------------------------------------------------------------------------------
+    def authenticate(self, headers, scope):
+        auth = headers.get("Authorization") or ""
+        prefix = "Klaviyo-API-Key "
+        key = auth[len(prefix):] if auth.startswith(prefix) else None
+        scopes = {API_KEY: ALL_SCOPES, NO_EVENTS_KEY: ALL_SCOPES - {"events:read"}}.get(key)
+        if scopes is None:
+            raise ApiFailure(401, "not_authenticated", "Incorrect authentication credentials.")
+        if scope not in scopes:
+            raise ApiFailure(403, "permission_denied", f"Missing scope: {scope}. Give the key {scope} access.")
+        revision = headers.get("revision")
+        if not revision:
+            raise ApiFailure(400, "invalid", "Missing required header: revision", "revision")
+        base = revision[:-4] if revision.endswith(".pre") else revision
+        if base not in REVISIONS:
+            raise ApiFailure(400, "invalid", f"Invalid revision header: {revision!r} is not a published revision",
+                             "revision")
+        if base < self.retired_before:
+            raise ApiFailure(410, "gone", f"Revision {revision} has been retired; use a newer revision.")
+        return base
+
+    def maybe_fault(self, handler, family, target):
+        if self.options.fault_rate <= 0:
+            return False
+        with self.stats_lock:
+            seen = self.fault_seen.get(target, 0)
+            self.fault_seen[target] = seen + 1
+        digest = hashlib.sha256(f"{self.options.fault_seed}|{target}|{seen}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2 ** 64 >= self.options.fault_rate:
+            return False
+        kind = FAULT_KINDS[digest[8] % len(FAULT_KINDS)]
+        with self.stats_lock:
+            self.stats["faults"] += 1
+        if kind == "reset":
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            handler.close_connection = True
+            handler.connection.close()
+            return True
+        if kind == "slow":
+            time.sleep(self.options.slow_seconds)
+            return False        # then answers normally, long after the client gave up
+        if kind == "truncated":
+            return "truncated"
+        if kind == "429":
+            raise ApiFailure(429, "throttled", "Request was throttled. Expected available in 1 second.",
+                             headers={"Retry-After": "1"})
+        if kind == "502html":
+            handler.send_raw(502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
+                             "text/html")
+            return True
+        status = int(kind)
+        raise ApiFailure(status, "error", f"A server error occurred ({status}).")
+
+    # --- endpoints ----------------------------------------------------------------------------
+    def route(self, path, query, revision_holder):
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["api"] or len(parts) < 2:
+            raise ApiFailure(404, "not_found", f"No endpoint at {path}")
+        name = parts[1]
+        if name == "metrics" and len(parts) == 2:
+            return "metrics", "M", "metrics:read", self.metrics
+        if name == "events" and len(parts) == 2:
+            return "events", "XL", "events:read", self.events
+        if name in ("lists", "segments") and len(parts) == 2:
+            return name, "L", f"{name}:read", lambda q, r, b: self.groups(name, q, r, b)
+        if name in ("lists", "segments") and len(parts) == 3:
+            kind = name[:-1]
+            counted = "profile_count" in (query.get(f"additional-fields[{kind}]") or "")
+            return (f"{kind}_count" if counted else name, "XS" if counted else "L", f"{name}:read",
+                    lambda q, r, b: self.group(name, parts[2], q))
+        if name == "profiles" and len(parts) == 2:
+            return "profiles", "L", "profiles:read", self.profiles
+        raise ApiFailure(404, "not_found", f"No endpoint at {path}")
+
+    def _page_size(self, query, default, maximum):
+        raw = query.get("page[size]")
+        if raw is None:
+            return default
+        try:
+            size = int(raw)
+        except ValueError:
+            raise ApiFailure(400, "invalid", "page[size] must be an integer", "page[size]") from None
+        if not 1 <= size <= maximum:
+            raise ApiFailure(400, "invalid", f"page[size] must be between 1 and {maximum}", "page[size]")
+        return size
+
+    def _links(self, base, query, token):
+        nxt = None
+        if token is not None:
+            params = {k: v for k, v in query.items() if k != "page[cursor]"}
+            params["page[cursor]"] = token
+            nxt = base + "?" + urlencode(params)
+        return {"self": base + ("?" + urlencode(query) if query else ""), "next": nxt, "prev": None}
+
+    def metrics(self, query, revision, base):
+        filters = parse_filter(query["filter"]) if "filter" in query else []
+        fields = query["fields[metric]"].split(",") if "fields[metric]" in query else None
+        chosen = self.account.metrics
+        for op, name, raw in filters:
+            if op != "equals" or name not in ("integration.name", "integration.category"):
+                raise ApiFailure(400, "invalid", f"Unsupported filter on metrics: {op}({name})", "filter")
+            member = name.split(".")[1]
+            chosen = [m for m in chosen if m["attributes"]["integration"][member] == _quoted(raw)]
+        offset = int(_uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
+        page = chosen[offset:offset + 200]
+        token = _cursor(str(offset + 200)) if offset + 200 < len(chosen) else None
+        return {"data": [{"type": "metric", "id": m["id"], "attributes": _sparse(m["attributes"], fields)}
+                         for m in page], "links": self._links(base, query, token)}
+
+    def events(self, query, revision, base):
+        maximum = 1000 if revision >= "2026-04-15" else 200
+        size = self._page_size(query, 200, maximum)
+        metric_id, lower, upper = None, -math.inf, math.inf
+        for op, name, raw in parse_filter(query.get("filter", "")) if query.get("filter") else []:
+            if op == "equals" and name == "metric_id":
+                metric_id = _quoted(raw)
+            elif name in ("datetime", "timestamp") and op in ("greater-or-equal", "greater-than", "less-than",
+                                                               "less-or-equal"):
+                value = _instant(raw) if name == "datetime" else int(raw)
+                if op == "greater-or-equal":
+                    lower = max(lower, value)
+                elif op == "greater-than":
+                    lower = max(lower, value + 1)
+                elif op == "less-than":
+                    upper = min(upper, value)
+                else:
+                    upper = min(upper, value + 1)
+            else:
+                raise ApiFailure(400, "invalid", f"Unsupported filter on events: {op}({name})", "filter")
+        sort = query.get("sort", "datetime")
+        if sort not in ("datetime", "-datetime", "timestamp", "-timestamp"):
+            raise ApiFailure(400, "invalid", f"Invalid sort field: {sort}", "sort")
+        descending = sort.startswith("-")
+        includes = set(filter(None, query.get("include", "").split(",")))
+        if includes - {"profile", "metric"}:
+            raise ApiFailure(400, "invalid", f"Invalid include: {query['include']}", "include")
+        with self.account.lock:
+            metric_ids = [metric_id] if metric_id else list(self.account.events)
+            chosen = []
+            for mid in metric_ids:
+                keys = self.account.keys.get(mid, [])
+                events = self.account.events.get(mid, [])
+                lo = bisect.bisect_left(keys, (lower, "")) if lower != -math.inf else 0
+                hi = bisect.bisect_left(keys, (upper, "")) if upper != math.inf else len(keys)
+                chosen.extend(events[lo:hi])
+        if len(metric_ids) > 1:
+            chosen.sort(key=lambda e: (e.timestamp, e.id))
+        if descending:
+            chosen.reverse()
+        if "page[cursor]" in query:
+            ts, _, eid = _uncursor(query["page[cursor]"]).partition(":")
+            key = (int(ts), eid)
+            keys = [(e.timestamp, e.id) for e in chosen]
+            if descending:
+                start = next((i for i, k in enumerate(keys) if k < key), len(keys))
+            else:
+                start = bisect.bisect_right(keys, key)
+        else:
+            start = 0
+        page = chosen[start:start + size]
+        token = None
+        if start + size < len(chosen):
+            token = _cursor(f"{page[-1].timestamp}:{page[-1].id}")
+        event_fields = query["fields[event]"].split(",") if "fields[event]" in query else None
+        profile_fields = query["fields[profile]"].split(",") if "fields[profile]" in query else None
+        metric_fields = query["fields[metric]"].split(",") if "fields[metric]" in query else None
+        data, included, seen = [], [], set()
+        metrics = {m["id"]: m for m in self.account.metrics}
+        for event in page:
+            attributes = {"timestamp": event.timestamp, "datetime": sandbox_data.iso(event.timestamp),
+                          "uuid": event.uuid, "event_properties": event.properties}
+            data.append({"type": "event", "id": event.id, "attributes": _sparse(attributes, event_fields),
+                         "relationships": {"profile": {"data": {"type": "profile", "id": event.profile_id}},
+                                           "metric": {"data": {"type": "metric", "id": event.metric_id}}},
+                         "links": {"self": f"{self.base_url}/api/events/{event.id}/"}})
+            if "profile" in includes and ("profile", event.profile_id) not in seen:
+                seen.add(("profile", event.profile_id))
+                profile = self.account.profiles[event.profile_id]
+                attrs = {k: v for k, v in profile["attributes"].items() if k != "subscriptions"}
+                included.append({"type": "profile", "id": profile["id"], "attributes": _sparse(attrs, profile_fields)})
+            if "metric" in includes and ("metric", event.metric_id) not in seen:
+                seen.add(("metric", event.metric_id))
+                metric = metrics[event.metric_id]
+                included.append({"type": "metric", "id": metric["id"],
+                                 "attributes": _sparse(metric["attributes"], metric_fields)})
+        body = {"data": data, "links": self._links(base, query, token)}
+        if includes:
+            body["included"] = included
+        return body
+
+    def groups(self, name, query, revision, base):
+        kind = name[:-1]
+        if "page[size]" in query and revision < "2026-07-15":
+            raise ApiFailure(400, "invalid", "page[size] is not a valid parameter for this revision", "page[size]")
+        size = self._page_size(query, 10, 10)
+        fields = query[f"fields[{kind}]"].split(",") if f"fields[{kind}]" in query else None
+        items = self.account.lists if kind == "list" else self.account.segments
+        offset = int(_uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
+        page = items[offset:offset + size]
+        token = _cursor(str(offset + size)) if offset + size < len(items) else None
+        return {"data": [{"type": kind, "id": g["id"], "attributes": _sparse(
+            {k: v for k, v in g["attributes"].items() if k != "profile_count"}, fields)} for g in page],
+            "links": self._links(base, query, token)}
+
+    def group(self, name, group_id, query):
+        kind = name[:-1]
+        items = self.account.lists if kind == "list" else self.account.segments
+        found = next((g for g in items if g["id"] == group_id), None)
+        if found is None:
+            raise ApiFailure(404, "not_found", f"{kind} {group_id} not found")
+        attributes = dict(found["attributes"])
+        if "profile_count" not in (query.get(f"additional-fields[{kind}]") or ""):
+            attributes.pop("profile_count")
+        fields = query[f"fields[{kind}]"].split(",") if f"fields[{kind}]" in query else None
+        return {"data": {"type": kind, "id": found["id"], "attributes": _sparse(attributes, fields)}}
+
+    def profiles(self, query, revision, base):
+        size = self._page_size(query, 20, 100)
+        reason = None
+        for op, name, raw in parse_filter(query["filter"]) if "filter" in query else []:
+            if op == "equals" and name == "subscriptions.email.marketing.suppression.reason":
+                reason = _quoted(raw)
+                if reason not in sandbox_data.REASONS:
+                    raise ApiFailure(400, "invalid", f"Invalid suppression reason {reason!r}", "filter")
+            else:
+                raise ApiFailure(400, "invalid", f"Unsupported filter on profiles: {op}({name})", "filter")
+        additional = (query.get("additional-fields[profile]") or "").split(",")
+        fields = query["fields[profile]"].split(",") if "fields[profile]" in query else None
+        chosen = [p for p in self.account.profiles.values() if reason is None or any(
+            s["reason"] == reason for s in p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"])]
+        offset = int(_uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
+        page = chosen[offset:offset + size]
+        token = _cursor(str(offset + size)) if offset + size < len(chosen) else None
+        data = []
+        for profile in page:
+            attributes = dict(profile["attributes"])
+            if "subscriptions" not in additional:
+                attributes.pop("subscriptions")
+            data.append({"type": "profile", "id": profile["id"], "attributes": _sparse(attributes, fields)})
+        return {"data": data, "links": self._links(base, query, token)}
+
+    # --- admin --------------------------------------------------------------------------------
+    def dump(self):
+        account = self.account
+        return {
+            "anchor": account.anchor,
+            "metrics": account.metrics,
+            "profiles": list(account.profiles.values()),
+            "lists": account.lists,
+            "segments": account.segments,
+            "events": [{"id": e.id, "timestamp": e.timestamp, "uuid": e.uuid, "profile_id": e.profile_id,
+                        "metric_id": e.metric_id, "event_properties": e.properties} for e in account.all_events()],
+        }
+
+    def count(self, key, family=None):
+        with self.stats_lock:
+            self.stats[key] += 1
+            if family:
+                self.stats["by_family"][family] = self.stats["by_family"].get(family, 0) + 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True      # else each answer waits out a delayed ACK (~40 ms)
+    server_version = "KlaviyoSandbox/1.0"
+
+    def log_message(self, *args):      # quiet: tests and the benchmark read their own output
+        pass
+
+    @property
+    def sandbox(self):
+        return self.server.sandbox
+
+    def send_raw(self, status, body, content_type, headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        parts = urlsplit(self.path)
+        if parts.path.startswith("/__sandbox/"):
+            return self.admin_get(parts.path)
+        sandbox = self.sandbox
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        family = "unknown"
+        try:
+            family, tier, scope, endpoint = sandbox.route(parts.path, query, None)
+            revision = sandbox.authenticate(self.headers, scope)
+            sandbox.count("requests", family)
+            fault = sandbox.maybe_fault(self, family, self.path)
+            if fault is True:
+                return
+            rate_headers = sandbox.rates.take(family, tier)
+            if sandbox.options.latency:
+                time.sleep(sandbox.options.latency)
+            body = _dumps(endpoint(query, revision, sandbox.base_url + parts.path))
+            if fault == "truncated":
+                body = body[: max(1, len(body) // 2)]
+            self.send_raw(200, body, "application/vnd.api+json", rate_headers)
+        except ApiFailure as failure:
+            if failure.status == 429:
+                sandbox.count("throttled")
+            if sandbox.options.latency and failure.status != 429:
+                time.sleep(sandbox.options.latency)
+            self.send_raw(failure.status, failure.body(), "application/vnd.api+json", failure.headers)
+
+    def admin_get(self, path):
+        sandbox = self.sandbox
+        if path == "/__sandbox/dump":
+            return self.send_raw(200, _dumps(sandbox.dump()), "application/json")
+        if path == "/__sandbox/stats":
+            with sandbox.stats_lock:
+                return self.send_raw(200, orjson.dumps(sandbox.stats), "application/json")
+        self.send_raw(404, b"{}", "application/json")
+
+    def do_POST(self):
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        payload = json.loads(self.rfile.read(length) or b"{}")
+        if parts.path == "/__sandbox/events":
+            created = [sandbox_data.new_event(self.sandbox.account, item["metric_name"], item["timestamp"],
+                                              item.get("integration", "Klaviyo"))
+                       for item in payload.get("events", [])]
+            return self.send_raw(200, orjson.dumps({"ids": [e.id for e in created]}), "application/json")
+        if parts.path == "/__sandbox/stats/reset":
+            with self.sandbox.stats_lock:
+                self.sandbox.stats.update({"requests": 0, "throttled": 0, "faults": 0, "by_family": {}})
+            return self.send_raw(200, b"{}", "application/json")
+        self.send_raw(404, b"{}", "application/json")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address):
+        import sys
+        kind, value = sys.exc_info()[:2]
+        if not isinstance(value, (ConnectionError, TimeoutError)):
+            print(f"sandbox: {kind.__name__}: {value}", file=sys.stderr)
+
+
+def serve(account, options=None, host="127.0.0.1", port=0):
+    """Start the sandbox in a background thread; returns (server, base_url). server.shutdown() stops it."""
+    server = _Server((host, port), Handler)
+    server.sandbox = Sandbox(account, options)
+    base_url = f"http://{host}:{server.server_address[1]}"
+    server.sandbox.base_url = base_url
+    thread = threading.Thread(target=server.serve_forever, name="klaviyo-sandbox", daemon=True)
+    thread.start()
+    return server, base_url
