@@ -1,0 +1,48 @@
+# Everything a fresh machine needs: `make demo` and `make test` create what they use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+TAP := $(VENV)/bin/tap-klaviyo
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench sandbox clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+# Targets and checkers live in their own virtualenvs: their pins clash with the tap's.
+.venv-target-duckdb/.installed:
+	$(PYTHON) -m venv .venv-target-duckdb
+	.venv-target-duckdb/bin/pip install -q target-duckdb==0.8.0
+	touch $@
+
+.venv-target-postgres/.installed:
+	$(PYTHON) -m venv .venv-target-postgres
+	.venv-target-postgres/bin/pip install -q meltanolabs-target-postgres==0.8.1
+	touch $@
+
+.venv-singer-tools/.installed:
+	$(PYTHON) -m venv .venv-singer-tools
+	.venv-singer-tools/bin/pip install -q singer-tools==0.4.1
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed .venv-target-duckdb/.installed
+	$(PY) scripts/demo.py
+
+test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.installed
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed
+	$(PY) scripts/bench.py --events 20000
+	$(PY) scripts/bench.py --events 200000
+
+# the local Klaviyo sandbox on http://127.0.0.1:8765, until Ctrl-C
+sandbox: $(VENV)/.installed
+	$(PY) -m tests.sandbox --port 8765
+
+clean:
+	rm -rf $(VENV) .venv-target-duckdb .venv-target-postgres .venv-singer-tools demo-output *.egg-info
