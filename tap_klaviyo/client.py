@@ -99,6 +99,9 @@ class KlaviyoClient:
         self._origin = urlsplit(config.base_url)
         self._reached = False          # a response has come back at least once
         self._counts_lock = threading.Lock()
+        # Decoding (parse, map, serialize) holds the GIL anyway; doing it one page at a time costs no
+        # speed and keeps at most one parsed page in memory, whatever the concurrency.
+        self._decode_lock = threading.Lock()
         self.requests_made = 0
         self.throttled = 0
         self._get_retrying = backoff.on_exception(
@@ -133,11 +136,11 @@ class KlaviyoClient:
             raise ApiError(f"Klaviyo sent a next-page link to {parts.scheme}://{parts.netloc}, not "
                            f"{self.config.base_url}; refusing to send the API key there")
 
-    def get(self, family, url, params=None):
-        """One GET with retries; the parsed JSON document."""
+    def get(self, family, url, params=None, decode=None):
+        """One GET with retries: the parsed JSON document, or what decode(document) makes of it."""
         self._check_same_origin(url)
         try:
-            return self._get_retrying(family, url, params)
+            return self._get_retrying(family, url, params, decode)
         except Transient as exc:
             raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
                            "(max_retry_seconds)") from None
@@ -145,20 +148,27 @@ class KlaviyoClient:
             raise ApiError(f"GET {urlsplit(url).path}: still throttled (429) after waiting "
                            f"{max(self.config.max_retry_seconds, 600):g} s") from None
 
-    def pages(self, family, path, params):
-        """Every page of a collection, following links.next exactly as given."""
+    def pages(self, family, path, params, decode=None):
+        """Every page of a collection, following links.next exactly as given.
+
+        Yields the parsed documents, or decode(document, is_last_page) for each: a decode that
+        makes something compact of a page means the parsed page is never held past its turn.
+        """
+        def split(document):
+            next_url = (document.get("links") or {}).get("next")
+            return next_url, (decode(document, next_url is None) if decode else document)
+
         url, query = self.url(path), params
         while url:
-            document = self.get(family, url, query)
-            yield document
-            url = (document.get("links") or {}).get("next")
+            url, result = self.get(family, url, query, split)
             query = None   # the next link carries the query and cursor; re-encoding breaks it
+            yield result
 
     def _log_retry(self, details):
         LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
                        details["wait"])
 
-    def _attempt(self, family, url, params):
+    def _attempt(self, family, url, params, decode):
         limiter = self.limiters[family]
         limiter.acquire()
         path = urlsplit(url).path
@@ -198,13 +208,14 @@ class KlaviyoClient:
         if status == 200:
             if headers.get("RateLimit-Remaining") == "0":
                 limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
-            try:
-                document = parse_json(body)
-            except ValueError:
-                raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
-            if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
-                raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
-            return document
+            with self._decode_lock:
+                try:
+                    document = parse_json(body)
+                except ValueError:
+                    raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
+                if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
+                    raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
+                return decode(document) if decode else document
         if status == 429:
             wait = _seconds(headers.get("Retry-After"))
             if wait is None:

@@ -35,7 +35,7 @@ SETTINGS = (
             "Klaviyo makes visible late", minimum=0),
     Setting("list_person_count", "boolean", True, "Fetch each list's and segment's profile count "
             "(1 call per second); false writes null"),
-    Setting("concurrency", "integer", 16, "HTTP requests in flight at once, across and within "
+    Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
             "streams", minimum=1),
     Setting("window_days", "number", 7, "Width of the time windows an event stream's range is cut "
             "into, fetched side by side", minimum=1 / 86400),

@@ -6,6 +6,7 @@ arrive, and after each page writes STATE. An event stream's bookmark is its wate
 instant before which every window of every metric of the stream has been emitted, so a window
 finishing early never moves the bookmark past a slower window before it.
 """
+import ctypes
 import logging
 import queue
 import threading
@@ -100,23 +101,23 @@ class EventWindow:
             "fields[profile]": PROFILE_FIELDS,
             "fields[metric]": "name",
         }
-        previous_ids = set()    # a cursor page may repeat events of the page before it
-        for document in client.pages("events", "/api/events", params):
-            rows = event_rows(document, self.metric_id, self.metric_name, self.lower, self.upper)
-            seen = set(previous_ids)
-            fresh = []
-            for row in rows:
-                if row["id"] not in seen:
-                    seen.add(row["id"])
-                    fresh.append(row)
-            previous_ids = {row["id"] for row in rows}
-            last = (document.get("links") or {}).get("next") is None
-            if last:
-                progress = self.upper
-            else:
-                progress = max([self.lower] + [row["timestamp"] for row in rows])
-            yield Page(self, record_lines(self.stream.name, fresh, time_extracted()), len(fresh),
-                       min(progress, self.upper), last)
+        self._previous_ids = set()
+        yield from client.pages("events", "/api/events", params, self._page)
+
+    def _page(self, document, last):
+        rows = event_rows(document, self.metric_id, self.metric_name, self.lower, self.upper)
+        seen = set(self._previous_ids)    # a cursor page may repeat events of the page before it
+        fresh = []
+        for row in rows:
+            if row["id"] not in seen:
+                seen.add(row["id"])
+                fresh.append(row)
+        self._previous_ids = {row["id"] for row in rows}
+        progress = self.upper if last else max([self.lower] + [row["timestamp"] for row in rows])
+        if last:
+            self._previous_ids = set()
+        return Page(self, record_lines(self.stream.name, fresh, time_extracted()), len(fresh),
+                    min(progress, self.upper), last)
 
     def describe(self):
         return f"{timeutil.to_bookmark(self.progress)}..{timeutil.to_bookmark(self.upper)}"
@@ -134,10 +135,10 @@ class ListCollection:
         params = {f"fields[{self.kind}]": "name,created,updated"}
         if config.revision >= "2026-07-15":
             params["page[size]"] = 10
-        for document in client.pages(f"{self.kind}s", path, params):
+        for resources, last in client.pages(f"{self.kind}s", path, params, lambda doc, last: (doc["data"], last)):
+            # the count calls are requests of their own, made outside the page's decoding
             rows = [list_row(resource, self.kind, self._profile_count(client, config, path, resource["id"]))
-                    for resource in document["data"]]
-            last = (document.get("links") or {}).get("next") is None
+                    for resource in resources]
             yield Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
 
     def _profile_count(self, client, config, path, resource_id):
@@ -169,11 +170,13 @@ class SuppressedProfiles:
             "page[size]": 100,
         }
         classic_reason = SUPPRESSION_REASONS[self.reason]
-        for document in client.pages("profiles", "/api/profiles", params):
+
+        def page(document, last):
             rows = [row for row in map(exclusion_row, document["data"])
                     if row is not None and row["reason"] == classic_reason]
-            last = (document.get("links") or {}).get("next") is None
-            yield Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+            return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+
+        yield from client.pages("profiles", "/api/profiles", params, page)
 
     def describe(self):
         return self.reason
@@ -220,6 +223,18 @@ class Watermark:
         return None
 
 
+def _share_malloc_arenas():
+    """glibc gives each thread its own malloc arena; 32 fetch threads each keeping freed response
+    buffers tripled peak RSS in the benchmark. One arena and a fixed mmap threshold (big buffers
+    go straight back to the system) keep memory flat; a no-op off glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-8, 1)             # M_ARENA_MAX
+        libc.mallopt(-3, 128 * 1024)    # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 class _Pool:
     """Daemon worker threads running tasks by rank (window i of every stream before window i+1 of
     any, so all watermarks move forward together). Pages come back through a bounded queue, which
@@ -230,7 +245,7 @@ class _Pool:
         self._config = config
         self._tasks = queue.PriorityQueue()
         self._serial = 0
-        self.results = queue.Queue(maxsize=max(2, config.concurrency))
+        self.results = queue.Queue(maxsize=4)
         self.stop = threading.Event()
         self._threads = [threading.Thread(target=self._work, name=f"fetch-{n}", daemon=True)
                          for n in range(config.concurrency)]
@@ -240,6 +255,7 @@ class _Pool:
         self._tasks.put((rank, self._serial, task))
 
     def start(self):
+        _share_malloc_arenas()
         for thread in self._threads:
             thread.start()
 
