@@ -1,0 +1,127 @@
+"""Throughput machinery: same rows at any concurrency, a watermark that never runs ahead, a limiter
+that keeps a burst under the documented limits."""
+import calendar
+import threading
+import time
+
+from tap_klaviyo.config import load_config
+from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.ratelimit import RateLimiter, RateLimiters
+from tap_klaviyo.sync import EventWindow, Watermark
+from tests import expected
+from tests.conftest import START_DATE, run_tap
+from tests.sandbox.server import Options
+
+
+def rows_by_stream(run):
+    return {stream: sorted(rows, key=lambda r: r.get("id") or r.get("email"))
+            for stream, rows in run.by_stream().items()}
+
+
+def test_concurrency_gives_exactly_the_rows_of_concurrency_one(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=3000)
+    serial = run_tap(tmp_path, sandbox.config(concurrency=1, window_days=30))
+    parallel = run_tap(tmp_path, sandbox.config(concurrency=24, window_days=3))
+    assert rows_by_stream(serial) == rows_by_stream(parallel)
+    assert sum(len(v) for v in rows_by_stream(serial).values()) > 1500
+
+
+def _windows(bounds):
+    return [EventWindow(None, "m", "M", a, b) for a, b in bounds]
+
+
+def test_watermark_never_passes_an_unfinished_window():
+    watermark = Watermark(begin=100, end=400)
+    watermark.expect("a")
+    watermark.expect("b")
+    a = _windows([(100, 200), (200, 300), (300, 400)])
+    b = _windows([(150, 400)])
+    watermark.plan("a", a)
+    assert watermark.value() == 100            # b not planned yet: holds at the start
+    watermark.plan("b", b)
+    a[2].progress, a[2].done = 400, True        # a later window finishes first
+    a[1].progress, a[1].done = 300, True
+    assert watermark.value() == 100            # a's first window not begun
+    a[0].progress = 180                         # part of the first window emitted
+    assert watermark.value() == 150            # b's window not begun
+    b[0].progress = 390
+    assert watermark.value() == 180
+    a[0].progress, a[0].done = 200, True
+    assert watermark.value() == 390            # a is complete; b still reading
+    b[0].progress, b[0].done = 400, True
+    assert watermark.value() == 400
+
+
+def test_watermark_with_lookback_never_moves_a_bookmark_back():
+    watermark = Watermark(begin=1000, end=2000)
+    watermark.expect("a")
+    windows = _windows([(400, 1200), (1200, 2000)])
+    watermark.plan("a", windows)
+    assert watermark.value() == 1000
+
+
+def test_state_never_names_data_not_yet_emitted(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=3000)
+    run = run_tap(tmp_path, sandbox.config(concurrency=16, window_days=5))
+    dump = sandbox.dump()
+    start = calendar.timegm(time.strptime(START_DATE, "%Y-%m-%dT%H:%M:%SZ"))
+    wanted = {stream: sorted((row["timestamp"], event_id) for event_id, row in
+                             expected.event_rows(dump, stream, start, 2 ** 40).items())
+              for stream in expected.CLASSIC_METRICS}
+    covered = dict.fromkeys(wanted, 0)
+    emitted = set()
+    checked = 0
+    for message in run.messages:
+        if message["type"] == "RECORD" and "statistic_id" in message["record"]:
+            emitted.add(message["record"]["id"])
+        elif message["type"] == "STATE":
+            for stream, bookmark in message["value"].get("bookmarks", {}).items():
+                since = calendar.timegm(time.strptime(bookmark["since"], "%Y-%m-%dT%H:%M:%SZ"))
+                events = wanted[stream]
+                while covered[stream] < len(events) and events[covered[stream]][0] < since:
+                    assert events[covered[stream]][1] in emitted, f"{stream}: state passed an unemitted event"
+                    covered[stream] += 1
+                    checked += 1
+    assert checked > 1500
+
+
+def test_limiter_keeps_a_burst_under_the_documented_limits(make_sandbox):
+    # the sandbox at the documented limits (no scaling): 10/s burst on /api/metrics
+    sandbox = make_sandbox(events=100, rate_scale=1.0)
+    config = load_config(sandbox.config(max_retry_seconds=5))
+    client = KlaviyoClient(config)
+    started = time.monotonic()
+    threads = [threading.Thread(target=lambda: client.get("metrics", client.url("/api/metrics")))
+               for _ in range(25)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    stats = sandbox.stats()
+    assert stats["by_family"]["metrics"] == 25
+    assert stats["throttled"] == 0
+    assert elapsed >= 2.0          # 25 requests at 10 a second cannot finish sooner
+
+
+def test_limiter_alone_spaces_requests():
+    clock = [0.0]
+    limiter = RateLimiter(burst=3, steady=5, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    times = []
+    for _ in range(7):
+        limiter.acquire()
+        times.append(clock[0])
+    for i in range(len(times)):
+        in_second = [t for t in times if times[i] - 1.0 < t <= times[i]]
+        in_minute = [t for t in times if times[i] - 60.0 < t <= times[i]]
+        assert len(in_second) <= 3 and len(in_minute) <= 5
+    assert times[5] >= 60.0
+
+
+def test_limiter_obeys_retry_after():
+    clock = [0.0]
+    limiter = RateLimiter(burst=100, steady=1000, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    limiter.pause(7.0)
+    limiter.acquire()
+    assert clock[0] >= 7.0
+    assert RateLimiters()["list_count"].burst == 1
