@@ -8,6 +8,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# shared machines stall at random; a timing deadline would make property tests flaky
+settings.register_profile("tap", deadline=None)
+settings.load_profile("tap")
 
 from tests.sandbox.data import generate
 from tests.sandbox.server import API_KEY, Options, serve
