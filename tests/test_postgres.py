@@ -1,0 +1,128 @@
+"""End to end: the tap piped into MeltanoLabs' target-postgres, loading a real PostgreSQL that the
+test starts itself (as the postgres user, in a temporary directory, on a free loopback port)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import expected
+from tests.conftest import ROOT, tap_command, write_json
+
+TARGET = ROOT / ".venv-target-postgres" / "bin" / "target-postgres"
+CLASSIC_COLUMNS = {
+    "event": {"id", "uuid", "timestamp", "datetime", "event_name", "statistic_id", "object", "event_properties",
+              "person"},
+    "lists": {"id", "name", "created", "updated", "object", "type", "person_count", "list_type", "folder"},
+    "global_exclusions": {"email", "object", "reason", "timestamp"},
+}
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Postgres:
+    def __init__(self):
+        self.bindir = Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                          check=True).stdout.strip())
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.dir = Path(tempfile.mkdtemp(prefix="tap-klaviyo-pg-"))
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.port = _free_port()
+        data = self.dir / "data"
+        subprocess.run(self.as_postgres + [str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U",
+                                           "postgres", "--no-sync"], check=True, capture_output=True, cwd=self.dir)
+        subprocess.run(self.as_postgres + [str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"),
+                                           "-w", "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
+                                           "-c fsync=off", "start"], check=True, capture_output=True, cwd=self.dir)
+        self.data = data
+
+    def sql(self, query):
+        done = subprocess.run([str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                               "-d", "postgres", "-At", "-F", "\t", "-c", query], capture_output=True, text=True,
+                              check=True)
+        return [line.split("\t") for line in done.stdout.splitlines()]
+
+    def stop(self):
+        subprocess.run(self.as_postgres + [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                                           "stop"], capture_output=True, cwd=self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    assert TARGET.exists(), "make test installs target-postgres in .venv-target-postgres"
+    server = Postgres()
+    yield server
+    server.stop()
+
+
+def pipe(tmp_path, postgres, config, state=None, name="run"):
+    target_config = write_json(tmp_path, "target.json", {
+        "host": "127.0.0.1", "port": postgres.port, "user": "postgres", "password": "", "database": "postgres",
+        "default_target_schema": "klaviyo", "load_method": "upsert"})
+    command = tap_command() + ["--config", write_json(tmp_path, "tap.json", config)]
+    if state is not None:
+        command += ["--state", write_json(tmp_path, f"{name}-state.json", state)]
+    with open(tmp_path / f"{name}-tap.log", "w") as tap_log, open(tmp_path / f"{name}-target.log", "w") as target_log:
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=tap_log, cwd=ROOT)
+        target = subprocess.Popen([str(TARGET), "--config", target_config], stdin=tap.stdout,
+                                  stdout=subprocess.PIPE, stderr=target_log)
+        tap.stdout.close()
+        out, _ = target.communicate(timeout=600)
+        assert tap.wait() == 0, (tmp_path / f"{name}-tap.log").read_text()[-2000:]
+    assert target.returncode == 0, (tmp_path / f"{name}-target.log").read_text()[-3000:]
+    states = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    return states[-1]
+
+
+def counts(postgres):
+    tables = [r[0] for r in postgres.sql("select table_name from information_schema.tables "
+                                         "where table_schema = 'klaviyo'")]
+    return {t: int(postgres.sql(f'select count(*) from klaviyo."{t}"')[0][0]) for t in tables}
+
+
+def test_the_twelve_tables_load_into_postgres_and_stay_keyed(make_sandbox, postgres, tmp_path):
+    sandbox = make_sandbox(events=1500)
+    config = sandbox.config(list_person_count=True)
+    state = pipe(tmp_path, postgres, config, name="first")
+    dump = sandbox.dump()
+    now = int(time.time())
+    want = {stream: len(expected.event_rows(dump, stream, 0, now)) for stream in expected.CLASSIC_METRICS}
+    want["lists"] = len(expected.list_rows(dump, True))
+    want["global_exclusions"] = len(expected.exclusion_rows(dump))
+    assert counts(postgres) == want
+    for table in want:
+        columns = {r[0] for r in postgres.sql("select column_name from information_schema.columns where "
+                                              f"table_schema = 'klaviyo' and table_name = '{table}'")}
+        assert CLASSIC_COLUMNS.get(table, CLASSIC_COLUMNS["event"]) <= columns, table
+    wide = postgres.sql("""select event_properties->>'Order Number' from klaviyo.receive
+                           where event_properties ? 'Order Number'""")
+    assert wide == [[str(2 ** 70 + 7)]]
+
+    time.sleep(1.1)
+    added = sandbox.post("/__sandbox/events", {"events": [
+        {"metric_name": name, "timestamp": int(time.time()) - 1}
+        for name in ("Opened Email", "Opened Email", "Bounced Email", "Updated Email Preferences")]})["ids"]
+    time.sleep(1.1)
+    pipe(tmp_path, postgres, config, state=state, name="second")
+    after = counts(postgres)
+    assert after["open"] == want["open"] + 2 and after["bounce"] == want["bounce"] + 1
+    assert after["update_email_preferences"] == want["update_email_preferences"] + 1
+    assert after["lists"] == want["lists"] and after["global_exclusions"] == want["global_exclusions"]
+    for table in want:
+        key = "email" if table == "global_exclusions" else "id"
+        total, distinct = postgres.sql(f'select count(*), count(distinct "{key}") from klaviyo."{table}"')[0]
+        assert total == distinct, f"{table}: duplicated keys"
+    loaded = {r[0] for r in postgres.sql("select id from klaviyo.open union all select id from klaviyo.bounce "
+                                         "union all select id from klaviyo.update_email_preferences")}
+    assert set(added) <= loaded
