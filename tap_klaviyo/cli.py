@@ -82,7 +82,7 @@ def main(argv=None):
     try:
         run(argv)
         sys.stdout.flush()
-    except (TargetGone, BrokenPipeError) as exc:
+    except (TargetGone, BrokenPipeError):
         # stdout is gone: point it at /dev/null so the interpreter's last flush stays quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         print("tap-klaviyo: the target stopped reading stdout (broken pipe); stopping, the last STATE written stands", file=sys.stderr)

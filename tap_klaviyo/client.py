@@ -18,7 +18,7 @@ from singer import metrics
 from urllib3.exceptions import NewConnectionError
 
 from . import __version__
-from .errors import ApiError, TapError, redact
+from .errors import ApiError, redact
 from .ratelimit import RateLimiters
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -215,7 +215,13 @@ class KlaviyoClient:
                     raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
                 if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
                     raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
-                return decode(document) if decode else document
+                if decode is None:
+                    return document
+                try:
+                    return decode(document)
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                    raise ApiError(f"GET {path}: the answer is not shaped as the tap expects "
+                                   f"({type(exc).__name__}: {redact(exc)}); report this line") from None
         if status == 429:
             wait = _seconds(headers.get("Retry-After"))
             if wait is None:
@@ -227,5 +233,3 @@ class KlaviyoClient:
             raise Transient(f"GET {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
         raise ApiError(f"GET {path}: " + _what_to_do(status, detail, self.config))
 
-
-__all__ = ["KlaviyoClient", "TapError", "parse_json"]

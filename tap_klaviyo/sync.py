@@ -18,7 +18,6 @@ from singer import metrics
 from . import state as bookmarks
 from . import timeutil
 from .discovery import schema
-from .errors import TapError
 from .output import record_lines, time_extracted
 from .rows import EVENT_FIELDS, PROFILE_FIELDS, SUPPRESSION_REASONS, event_rows, exclusion_row, list_row
 from .streams import EVENT, EXCLUSION, KLAVIYO_INTEGRATION, LIST
@@ -43,17 +42,17 @@ class Failure:
     error: BaseException
 
 
+@dataclass(eq=False)
 class MetricScan:
     """Plans one metric's windows over [lower, upper). A long range first asks for its earliest
     event, so years of history before a metric's first event cost one request, not one per window."""
 
-    def __init__(self, stream, metric_id, metric_name, lower, upper, width):
-        self.stream = stream
-        self.metric_id = metric_id
-        self.metric_name = metric_name
-        self.lower = lower
-        self.upper = upper
-        self.width = width
+    stream: object
+    metric_id: str
+    metric_name: str
+    lower: int
+    upper: int
+    width: int
 
     def run(self, client, config):
         lower = self.lower
@@ -79,17 +78,20 @@ def _event_filter(metric_id, lower, upper):
             f"less-than(datetime,{timeutil.to_filter(upper)})")
 
 
+@dataclass(eq=False)
 class EventWindow:
     """Events of one metric in [lower, upper), read page after page with the cursor."""
 
-    def __init__(self, stream, metric_id, metric_name, lower, upper):
-        self.stream = stream
-        self.metric_id = metric_id
-        self.metric_name = metric_name
-        self.lower = lower
-        self.upper = upper
-        self.progress = lower
-        self.done = False
+    stream: object
+    metric_id: str
+    metric_name: str
+    lower: int
+    upper: int
+    progress: int = None      # every event of the window before this instant is emitted
+    done: bool = False
+
+    def __post_init__(self):
+        self.progress = self.lower
 
     def run(self, client, config):
         params = {
@@ -407,5 +409,3 @@ def sync(config, client, streams, state, writer):
                 ", ".join(f"{n} {c}" for n, c in progress.rows.items()), client.requests_made, client.throttled)
     return state
 
-
-__all__ = ["sync", "Watermark", "TapError"]

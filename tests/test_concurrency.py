@@ -10,7 +10,6 @@ from tap_klaviyo.ratelimit import RateLimiter, RateLimiters
 from tap_klaviyo.sync import EventWindow, Watermark
 from tests import expected
 from tests.conftest import START_DATE, run_tap
-from tests.sandbox.server import Options
 
 
 def rows_by_stream(run):

@@ -2,7 +2,6 @@
 import json
 import re
 import subprocess
-from pathlib import Path
 
 from tap_klaviyo.config import SETTINGS
 from tests.conftest import ROOT, run_tap, tap_command

@@ -2,7 +2,6 @@
 import calendar
 import datetime as dt
 
-import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 from tap_klaviyo import state, timeutil

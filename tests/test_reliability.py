@@ -1,6 +1,5 @@
 """A flaky API, a killed tap, a target that hangs up, bad input: no data lost, one clear line."""
 import json
-import os
 import signal
 import subprocess
 import time
@@ -147,7 +146,7 @@ def test_a_server_error_that_persists_names_endpoint_status_and_detail(make_sand
     sandbox = make_sandbox(events=200)
     sandbox.options.fault_rate = 1.0
     run = run_tap(tmp_path, sandbox.config(max_retry_seconds=3, request_timeout=1), "--discover", check=False)
-    line = _fails_with(run, "/api/metrics", "max_retry_seconds")
+    _fails_with(run, "/api/metrics", "max_retry_seconds")
 
 
 def test_the_key_never_appears_in_a_successful_run(sandbox, tmp_path):

@@ -1,12 +1,10 @@
 """The core contract: every classic field's value, incremental runs, state shapes, time zones."""
 import calendar
-import json
 import os
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from tests import expected
 from tests.conftest import ROOT, catalog_selecting, run_tap, write_json

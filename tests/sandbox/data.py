@@ -183,7 +183,6 @@ def generate(events=3000, seed=1, anchor=None, lists=4, segments=2):
                            "attributes": attributes})
 
     weights = [w for _, _, w in METRICS]
-    total = sum(weights)
     received = account.metrics[0]["id"]
     # a campaign send: many events in one second, more than one page of 1000 when the account is big
     cluster = 1200 if events >= 8000 else max(1, events // 12)
