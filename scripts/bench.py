@@ -70,6 +70,31 @@ def run_once(args, info, workdir, concurrency):
     return wall, events
 
 
+def per_event_path(info):
+    """CPU of the tap's own per-event work on one full page: parse, map to classic rows, serialize."""
+    import requests
+    sys.path.insert(0, str(ROOT))
+    from tap_klaviyo.client import parse_json
+    from tap_klaviyo.output import record_lines, time_extracted
+    from tap_klaviyo.rows import EVENT_FIELDS, PROFILE_FIELDS, event_rows
+    headers = {"Authorization": "Klaviyo-API-Key " + info["api_key"], "revision": "2026-10-15"}
+    metrics = requests.get(info["base_url"] + "/api/metrics", headers=headers).json()["data"]
+    received = next(m["id"] for m in metrics if m["attributes"]["name"] == "Received Email")
+    body = requests.get(info["base_url"] + "/api/events", headers=headers, params={
+        "filter": f'equals(metric_id,"{received}")', "sort": "datetime", "include": "profile,metric",
+        "page[size]": 1000, "fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
+        "fields[metric]": "name"}).content
+    rounds, events = 30, 0
+    started = time.process_time()
+    for _ in range(rounds):
+        rows = event_rows(parse_json(body), received, "Received Email", 0, 2 ** 40)
+        record_lines("receive", rows, time_extracted())
+        events += len(rows)
+    spent = time.process_time() - started
+    print(f"per-event path (parse + map + serialize), {events // rounds}-event pages of {len(body) // 1024} KiB: "
+          f"{spent / events * 1e6:.1f} cpu_us_per_event")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20000)
@@ -82,6 +107,7 @@ def main():
     sandbox, info = start_sandbox(args, workdir)
     try:
         print(f"# {info['events']} events in the sandbox, {args.latency_ms:g} ms a request, documented rate limits")
+        per_event_path(info)
         wall, events = run_once(args, info, workdir, args.concurrency)
         if not args.skip_baseline:
             base_wall, base_events = run_once(args, info, workdir, 1)
