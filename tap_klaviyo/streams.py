@@ -21,12 +21,10 @@ class Stream:
     method: str
     metric_names: tuple = ()
     replication_key: str | None = None
-    description: str = ""
 
 
 def _event(name, *metric_names):
-    return Stream(name, EVENT, ("id",), INCREMENTAL, metric_names, "timestamp",
-                  "Events of the Klaviyo metric " + " or ".join(repr(m) for m in metric_names))
+    return Stream(name, EVENT, ("id",), INCREMENTAL, metric_names, "timestamp")
 
 
 STREAMS = (
@@ -41,10 +39,10 @@ STREAMS = (
     # Klaviyo renamed the global unsubscribe metric; older accounts still hold events under the old name.
     _event("unsubscribe", "Unsubscribed from Email Marketing", "Unsubscribed"),
     _event("update_email_preferences", "Updated Email Preferences"),
-    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE,
-           description="Email-suppressed profiles, one row per email, with the latest reason"),
-    Stream("lists", LIST, ("id",), FULL_TABLE,
-           description="Lists and segments, with their profile counts"),
+    # email-suppressed profiles, one row per email with its latest reason
+    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE),
+    # lists and segments together, as v1 returned them
+    Stream("lists", LIST, ("id",), FULL_TABLE),
 )
 
 BY_NAME = {stream.name: stream for stream in STREAMS}

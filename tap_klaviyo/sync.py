@@ -69,9 +69,6 @@ class MetricScan:
                    for a, b in timeutil.windows(lower, self.upper, self.width)]
         yield Page(self, b"", 0, done=True, plan=windows)
 
-    def describe(self):
-        return f"first event of {self.metric_name}"
-
 
 def _event_filter(metric_id, lower, upper):
     return (f'equals(metric_id,"{metric_id}"),greater-or-equal(datetime,{timeutil.to_filter(lower)}),'
@@ -152,9 +149,6 @@ class ListCollection:
         })
         return ((document.get("data") or {}).get("attributes") or {}).get("profile_count")
 
-    def describe(self):
-        return f"{self.kind}s"
-
 
 class SuppressedProfiles:
     """Profiles suppressed for one reason; each profile is emitted only by the query of its latest
@@ -179,9 +173,6 @@ class SuppressedProfiles:
             return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
 
         yield from client.pages("profiles", "/api/profiles", params, page)
-
-    def describe(self):
-        return self.reason
 
 
 class Watermark:

@@ -219,7 +219,7 @@ class Sandbox:
         raise ApiFailure(status, "error", f"A server error occurred ({status}).")
 
     # --- endpoints ----------------------------------------------------------------------------
-    def route(self, path, query, revision_holder):
+    def route(self, path, query):
         parts = [p for p in path.split("/") if p]
         if parts[:1] != ["api"] or len(parts) < 2:
             raise ApiFailure(404, "not_found", f"No endpoint at {path}")
@@ -455,7 +455,7 @@ class Handler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         family = "unknown"
         try:
-            family, tier, scope, endpoint = sandbox.route(parts.path, query, None)
+            family, tier, scope, endpoint = sandbox.route(parts.path, query)
             revision = sandbox.authenticate(self.headers, scope)
             sandbox.count("requests", family)
             fault = sandbox.maybe_fault(self, family, self.path)
