@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import backoff
 import orjson
 import requests
+import requests.auth
 from requests.adapters import HTTPAdapter
 from singer import metrics
 from urllib3.exceptions import NewConnectionError
@@ -91,6 +92,21 @@ def _what_to_do(status, detail, config):
     return f"Klaviyo answered {status} ({detail})"
 
 
+class _KlaviyoKey(requests.auth.AuthBase):
+    """The key header, set on each request. As the session's auth it also keeps requests from
+    reading ~/.netrc on every call, where a matching entry would replace the header with Basic auth."""
+
+    def __init__(self, key):
+        self._header = "Klaviyo-API-Key " + key
+
+    def __call__(self, request):
+        request.headers["Authorization"] = self._header
+        return request
+
+    def __repr__(self):
+        return "_KlaviyoKey([redacted])"
+
+
 class KlaviyoClient:
     def __init__(self, config, limiters=None):
         self.config = config
@@ -118,8 +134,8 @@ class KlaviyoClient:
             session = requests.Session()
             session.mount("https://", HTTPAdapter(pool_maxsize=4))
             session.mount("http://", HTTPAdapter(pool_maxsize=4))
+            session.auth = _KlaviyoKey(self.config.api_key)
             session.headers.update({
-                "Authorization": "Klaviyo-API-Key " + self.config.api_key,
                 "revision": self.config.revision,
                 "Accept": "application/vnd.api+json",
                 "User-Agent": self.config.user_agent or f"tap-klaviyo/{__version__}",

@@ -111,10 +111,8 @@ class EventWindow:
             if row["id"] not in seen:
                 seen.add(row["id"])
                 fresh.append(row)
-        self._previous_ids = {row["id"] for row in rows}
+        self._previous_ids = set() if last else {row["id"] for row in rows}
         progress = self.upper if last else max([self.lower] + [row["timestamp"] for row in rows])
-        if last:
-            self._previous_ids = set()
         return Page(self, record_lines(self.stream.name, fresh, time_extracted()), len(fresh),
                     min(progress, self.upper), last)
 

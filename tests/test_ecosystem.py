@@ -40,7 +40,7 @@ def test_metrics_on_stderr(sandbox, tmp_path):
 
 
 def test_progress_lines_for_a_long_sync(make_sandbox, tmp_path):
-    sandbox = make_sandbox(events=1500, latency=0.05)
+    sandbox = make_sandbox(events=1500, latency=0.08)     # about 9 s: progress lines come every 5 s
     run = run_tap(tmp_path, sandbox.config(concurrency=2, window_days=20))
     progress = [line for line in run.stderr.splitlines() if line.startswith("INFO progress ")]
     assert progress and re.search(r"rows/s\), reading \d{4}-\d\d-\d\dT", "\n".join(progress))
