@@ -224,20 +224,7 @@ class KlaviyoClient:
         if status == 200:
             if headers.get("RateLimit-Remaining") == "0":
                 limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
-            with self._decode_lock:
-                try:
-                    document = parse_json(body)
-                except ValueError:
-                    raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
-                if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
-                    raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
-                if decode is None:
-                    return document
-                try:
-                    return decode(document)
-                except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                    raise ApiError(f"GET {path}: the answer is not shaped as the tap expects "
-                                   f"({type(exc).__name__}: {redact(exc)}); report this line") from None
+            return self._decode(path, body, decode)
         if status == 429:
             wait = _seconds(headers.get("Retry-After"))
             if wait is None:
@@ -248,4 +235,21 @@ class KlaviyoClient:
         if status >= 500 or status == 408:
             raise Transient(f"GET {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
         raise ApiError(f"GET {path}: " + _what_to_do(status, detail, self.config))
+
+    def _decode(self, path, body, decode):
+        """Parse a 200's body (retrying a cut-off one) and hand it to decode, one page at a time."""
+        with self._decode_lock:
+            try:
+                document = parse_json(body)
+            except ValueError:
+                raise Transient(f"GET {path}: body cut off or not JSON ({len(body)} bytes)") from None
+            if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
+                raise Transient(f"GET {path}: answer without a JSON:API 'data' member")
+            if decode is None:
+                return document
+            try:
+                return decode(document)
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise ApiError(f"GET {path}: the answer is not shaped as the tap expects "
+                               f"({type(exc).__name__}: {redact(exc)}); report this line") from None
 
