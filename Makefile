@@ -13,9 +13,10 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 # Targets and checkers live in their own virtualenvs: their pins clash with the tap's.
+# target-duckdb asks only for duckdb>=1.0; the demo's row-for-row check ran against this one.
 .venv-target-duckdb/.installed:
 	$(PYTHON) -m venv .venv-target-duckdb
-	.venv-target-duckdb/bin/pip install -q target-duckdb==0.8.0
+	.venv-target-duckdb/bin/pip install -q target-duckdb==0.8.0 duckdb==1.5.6
 	touch $@
 
 .venv-target-postgres/.installed:
@@ -33,8 +34,9 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed .venv-target-duckdb/.installed
 	$(PY) scripts/demo.py
 
-test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.installed
-	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -q tests
+# -v: one line per test as it finishes, so a long run shows what it is doing
+test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.installed .venv-target-duckdb/.installed
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -v tests
 
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py --events 20000

@@ -1,122 +1,302 @@
-"""make bench: a full sync of the ten event streams against the sandbox at realistic latency.
+"""make bench: full syncs of the ten classic event tables against the sandbox, per account shape.
 
-Prints one line per run (events, wall s, CPU s, events/s, CPU µs/event, peak RSS, requests, 429s),
-first at the configured concurrency, then at concurrency 1, then the ratio of the two.
+Shapes (tests/sandbox/shapes.py): sparse (2,000 events per classic metric over a year), dense (15,000
+per metric in one day, read incrementally from a bookmark at that day's start), and data.generate()'s
+mixed year at --default-sizes. Each at --latency-ms a request with the documented rate limits, at the
+tap's default concurrency and at concurrency 1. One line per run:
+
+  requests (made / minimum / target), where minimum = sum over metrics of ceil(events / 1000) and
+  target = 1.2 x minimum + 2 per metric; wall s; tap CPU s and CPU us per event (whole process,
+  start-up included, from wait4); peak RSS; 429s; STATE messages. Dense runs also print the
+  sandbox's serving CPU and wall / max(tap CPU, sandbox CPU).
+
+A per-page figure first: parse, map and serialize one 1,000-event page of the shape, in ms.
+Results also go to bench-results/<label>.json; --compare FILE prints wall ratios against such a file.
 """
 import argparse
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
 import time
+import timeit
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv/bin/python"
 EVENT_STREAMS = ("receive", "open", "click", "bounce", "dropped_email", "mark_as_spam", "subscribe_list",
                  "unsub_list", "unsubscribe", "update_email_preferences")
+PAGE_SIZE = 1000
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def start_sandbox(args, workdir):
-    ready = workdir / "sandbox.json"
-    ready.unlink(missing_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "tests.sandbox", "--port", "0", "--events", str(args.events),
-                                "--latency-ms", str(args.latency_ms), "--ready-file", str(ready)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL)
-    while not (ready.exists() and ready.stat().st_size):
-        if process.poll() is not None:
-            sys.exit("the sandbox did not start")
-        time.sleep(0.1)
-    return process, json.loads(ready.read_text())
+def process_cpu(pid):
+    """user + system CPU seconds of a running process, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def sandbox_call(base_url, path, method="GET"):
-    request = urllib.request.Request(base_url + path, method=method, data=b"{}" if method == "POST" else None)
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read())
+class Sandbox:
+    def __init__(self, shape, events, args, workdir):
+        ready = workdir / f"sandbox-{shape}-{events}.json"
+        ready.unlink(missing_ok=True)
+        command = [str(PYTHON), "-m", "tests.sandbox", "--port", "0", "--shape", shape,
+                   "--latency-ms", str(args.latency_ms), "--ready-file", str(ready)]
+        if shape == "default":
+            command += ["--events", str(events)]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
+        while not (ready.exists() and ready.stat().st_size):
+            if self.process.poll() is not None:
+                sys.exit(f"the sandbox ({shape}) did not start")
+            time.sleep(0.1)
+        self.info = json.loads(ready.read_text())
+
+    def call(self, path, method="GET"):
+        request = urllib.request.Request(self.info["base_url"] + path, method=method,
+                                         data=b"{}" if method == "POST" else None)
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    def cpu(self):
+        return process_cpu(self.process.pid)
+
+    def close(self):
+        self.process.terminate()
+        self.process.wait()
 
 
-def run_once(args, info, workdir, concurrency):
-    config = workdir / f"config-{concurrency}.json"
-    config.write_text(json.dumps({"api_key": info["api_key"], "base_url": info["base_url"],
-                                  "start_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 366 * 86400)),
-                                  "concurrency": concurrency}))
-    catalog = json.loads(subprocess.run([str(ROOT / ".venv/bin/tap-klaviyo"), "--config", str(config), "--discover"],
-                                        check=True, capture_output=True, text=True).stdout)
+def tap_command(source):
+    return [str(PYTHON), "-m", "tap_klaviyo"]     # run in the source tree: its tap_klaviyo comes first
+
+
+def tap_env(source):
+    # an installed tap has its bytecode cached; without it every start-up compiles the modules again
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return dict(env, PYTHONPATH=str(source))
+
+
+def default_concurrency(source):
+    about = subprocess.run(tap_command(source) + ["--about", "--format", "json"], check=True, capture_output=True,
+                           text=True, cwd=source, env=tap_env(source)).stdout
+    return json.loads(about)["settings"]["properties"]["concurrency"]["default"]
+
+
+def write_inputs(sandbox, source, workdir, shape):
+    """Config, catalog (the ten event tables) and, for dense, the state; returns their paths."""
+    info = sandbox.info
+    config = {"api_key": info["api_key"], "base_url": info["base_url"], "list_person_count": False}
+    state = None
+    if shape == "dense":
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"]))
+        config["start_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"] - 366 * 86400))
+        state = {"bookmarks": {name: {"since": since} for name in EVENT_STREAMS}}
+    else:
+        config["start_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"]))
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(config))
+    catalog = json.loads(subprocess.run(tap_command(source) + ["--config", str(config_path), "--discover"],
+                                        check=True, capture_output=True, text=True, cwd=source,
+                                        env=tap_env(source)).stdout)
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
                 item["metadata"]["selected"] = entry["tap_stream_id"] in EVENT_STREAMS
-    (workdir / "catalog.json").write_text(json.dumps(catalog))
-    sandbox_call(info["base_url"], "/__sandbox/stats/reset", "POST")
+    catalog_path = workdir / "catalog.json"
+    catalog_path.write_text(json.dumps(catalog))
+    state_path = None
+    if state is not None:
+        state_path = workdir / "state.json"
+        state_path.write_text(json.dumps(state))
+    return config, config_path, catalog_path, state_path
+
+
+class _TokenCount:
+    """Running count of a token in a byte stream read in chunks (a token may straddle two)."""
+
+    def __init__(self, token):
+        self.token, self.total, self.tail = token, 0, b""
+
+    def __call__(self, chunk):
+        block = self.tail + chunk
+        self.total += block.count(self.token)
+        self.tail = block[-(len(self.token) - 1):]     # too short to hold a whole token: none counted twice
+        return self.total
+
+
+def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit):
+    """One sync; None when it ran past time_limit (then it is killed)."""
+    config, _, catalog_path, state_path = inputs
+    config = dict(config)
+    if concurrency is not None:
+        config["concurrency"] = concurrency
+    config_path = workdir / f"config-{label}.json"
+    config_path.write_text(json.dumps(config))
+    command = tap_command(source) + ["--config", str(config_path), "--catalog", str(catalog_path)]
+    if state_path is not None:
+        command += ["--state", str(state_path)]
+    sandbox.call("/__sandbox/stats/reset", "POST")
+    sandbox_cpu = sandbox.cpu()
+    log_path = workdir / f"tap-{label}.log"
+    records = states = 0
     started = time.monotonic()
-    with open(workdir / f"tap-{concurrency}.log", "w") as log:
-        tap = subprocess.Popen([str(ROOT / ".venv/bin/tap-klaviyo"), "--config", str(config), "--catalog",
-                                str(workdir / "catalog.json")], stdout=subprocess.PIPE, stderr=log, bufsize=1 << 20)
-        events = 0
-        for line in tap.stdout:
-            if line.startswith(b'{"type":"RECORD"'):
-                events += 1
+    with open(log_path, "w") as log:
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd=source, env=tap_env(source))
+        deadline = started + time_limit
+        record_count, state_count = _TokenCount(b'{"type":"RECORD"'), _TokenCount(b'{"type":"STATE"')
+        # counted in big chunks, not line by line: the benchmark shares the two cores with the tap
+        while chunk := tap.stdout.read1(1 << 20):
+            records, states = record_count(chunk), state_count(chunk)
+            if time.monotonic() > deadline:
+                tap.send_signal(signal.SIGKILL)
+                os.wait4(tap.pid, 0)
+                return None
         _, status, usage = os.wait4(tap.pid, 0)
     wall = time.monotonic() - started
+    sandbox_cpu = sandbox.cpu() - sandbox_cpu
     if status:
-        sys.exit(f"the tap failed; see {workdir}/tap-{concurrency}.log")
-    stats = sandbox_call(info["base_url"], "/__sandbox/stats")
+        sys.exit(f"the tap failed ({label}); see {log_path}")
+    stats = sandbox.call("/__sandbox/stats")
     cpu = usage.ru_utime + usage.ru_stime
-    line = (f"concurrency={concurrency:<3} events={events} wall_s={wall:.2f} cpu_s={cpu:.2f} "
-            f"events_per_s={events / wall:,.0f} cpu_us_per_event={cpu / max(events, 1) * 1e6:.1f} "
-            f"peak_rss_mb={usage.ru_maxrss / 1024:.1f} requests={stats['requests']} throttled_429={stats['throttled']}")
-    print(line, flush=True)
-    return wall, events
+    return {"label": label, "concurrency": concurrency, "records": records, "states": states, "wall_s": wall,
+            "cpu_s": cpu, "cpu_us_per_event": cpu / max(records, 1) * 1e6, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "requests": stats["requests"], "throttled_429": stats["throttled"], "sandbox_cpu_s": sandbox_cpu}
 
 
-def per_event_path(info):
-    """CPU of the tap's own per-event work on one full page: parse, map to classic rows, serialize."""
-    import requests
-    sys.path.insert(0, str(ROOT))
-    from tap_klaviyo.client import parse_json
-    from tap_klaviyo.output import record_lines, time_extracted
-    from tap_klaviyo.rows import EVENT_FIELDS, PROFILE_FIELDS, event_rows
+def page_costs(sandbox, source):
+    """ms a 1,000-event page of the shape costs in the tap's decode path (best of several rounds)."""
+    sys.path.insert(0, str(source))
+    try:
+        from tap_klaviyo.client import parse_json
+        from tap_klaviyo.output import record_lines
+        from tap_klaviyo.rows import EVENT_FIELDS, PROFILE_FIELDS, event_rows
+    finally:
+        sys.path.pop(0)
+    info = sandbox.info
     headers = {"Authorization": "Klaviyo-API-Key " + info["api_key"], "revision": "2026-10-15"}
-    metrics = requests.get(info["base_url"] + "/api/metrics", headers=headers).json()["data"]
+
+    def get(path, params):
+        from urllib.parse import urlencode
+        request = urllib.request.Request(info["base_url"] + path + "?" + urlencode(params), headers=headers)
+        with urllib.request.urlopen(request) as response:
+            return response.read()
+
+    metrics = json.loads(get("/api/metrics", {}))["data"]
     received = next(m["id"] for m in metrics if m["attributes"]["name"] == "Received Email")
-    body = requests.get(info["base_url"] + "/api/events", headers=headers, params={
+    body = get("/api/events", {
         "filter": f'equals(metric_id,"{received}")', "sort": "datetime", "include": "profile,metric",
-        "page[size]": 1000, "fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
-        "fields[metric]": "name"}).content
-    rounds, events = 30, 0
-    started = time.process_time()
-    for _ in range(rounds):
-        rows = event_rows(parse_json(body), received, "Received Email", 0, 2 ** 40)
-        record_lines("receive", rows, time_extracted())
-        events += len(rows)
-    spent = time.process_time() - started
-    print(f"per-event path (parse + map + serialize), {events // rounds}-event pages of {len(body) // 1024} KiB: "
-          f"{spent / events * 1e6:.1f} cpu_us_per_event")
+        "page[size]": PAGE_SIZE, "fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
+        "fields[metric]": "name"})
+    document = parse_json(body)
+    rows = event_rows(document, received, "Received Email", 0, 2 ** 40)
+    extracted = "2026-01-01T00:00:00.000000Z"
+
+    def best(work):
+        return min(timeit.repeat(work, number=1, repeat=15)) * 1e3
+
+    parse = best(lambda: parse_json(body))
+    mapping = best(lambda: event_rows(document, received, "Received Email", 0, 2 ** 40))
+    serialize = best(lambda: record_lines("receive", rows, extracted))
+    total = parse + mapping + serialize
+    return (f"page of {len(rows)} events, {len(body) / 1e6:.2f} MB: parse {parse:.1f} ms, map {mapping:.1f} ms, "
+            f"serialize {serialize:.1f} ms = {total:.1f} ms ({total / len(rows) * 1e3:.1f} us an event)")
+
+
+def describe(run, minimum, target):
+    if run is None:
+        return None
+    line = (f"  {run['label']:<14} requests={run['requests']} (min {minimum}, target {target:g}) "
+            f"records={run['records']} wall_s={run['wall_s']:.2f} cpu_s={run['cpu_s']:.2f} "
+            f"cpu_us_per_event={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
+            f"429s={run['throttled_429']} states={run['states']}")
+    return line
+
+
+def bench_shape(shape, events, args, source, workdir, results):
+    name = shape if shape != "default" else f"default-{events}"
+    started = time.monotonic()
+    sandbox = Sandbox(shape, events, args, workdir)
+    try:
+        counts = sandbox.info["classic_events"]
+        expected = sum(counts.values())
+        minimum = sum(math.ceil(n / PAGE_SIZE) for n in counts.values())
+        target = 1.2 * minimum + 2 * len(counts)
+        print(f"\n## {name}: {expected} classic events to read in {len(counts)} metrics "
+              f"(account: {sandbox.info['events']} events; sandbox ready in {time.monotonic() - started:.0f} s)",
+              flush=True)
+        if not args.skip_page:
+            try:
+                print("  " + page_costs(sandbox, source), flush=True)
+            except Exception as exc:      # the decode functions changed shape: the runs still count
+                print(f"  per-page figures unavailable ({type(exc).__name__}: {exc})")
+        inputs = write_inputs(sandbox, source, workdir, shape)
+        runs = {}
+        for concurrency in (None, 1):
+            if concurrency == 1 and shape not in args.serial_shapes:
+                print(f"  concurrency 1 skipped for {name} (--serial-shapes)")
+                continue
+            label = f"c={args.default_concurrency}" if concurrency is None else "c=1"
+            run = run_once(sandbox, source, workdir, f"{name}-{label}", inputs, concurrency,
+                           args.serial_limit if concurrency == 1 else 3600)
+            if run is None:
+                print(f"  {label}: stopped after {args.serial_limit:g} s (--serial-limit); no figure")
+                continue
+            run["label"] = label
+            runs[label] = run
+            print(describe(run, minimum, target), flush=True)
+            if run["records"] != expected:
+                print(f"  !! {run['records']} records, expected {expected}")
+            if shape == "dense":
+                bound = max(run["cpu_s"], run["sandbox_cpu_s"])
+                print(f"  {'':<14} sandbox serving cpu_s={run['sandbox_cpu_s']:.2f}; wall / max(tap cpu, "
+                      f"sandbox cpu) = {run['wall_s'] / bound:.2f} (goal <= 1.5)", flush=True)
+        if len(runs) == 2:
+            fast, slow = runs[f"c={args.default_concurrency}"], runs["c=1"]
+            print(f"  ratio c={args.default_concurrency} vs c=1: {slow['wall_s'] / fast['wall_s']:.1f}x wall clock")
+        results[name] = {"minimum": minimum, "target": target, "classic_events": expected, "runs": runs}
+    finally:
+        sandbox.close()
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=20000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default="sparse,dense,default", help="comma-separated: sparse, dense, default")
+    parser.add_argument("--default-sizes", default="20000", help="account sizes of the default shape, comma-separated")
     parser.add_argument("--latency-ms", type=float, default=150)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--serial-shapes", default="sparse,dense,default",
+                        help="shapes also run at concurrency 1 (the slow runs)")
+    parser.add_argument("--serial-limit", type=float, default=240, help="seconds before a concurrency-1 run is cut")
+    parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
+    parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
+    parser.add_argument("--label", default="last", help="results go to bench-results/<label>.json")
+    parser.add_argument("--compare", help="a results file of an earlier run: print wall-clock ratios against it")
     args = parser.parse_args()
+    args.serial_shapes = set(args.serial_shapes.split(","))
+    source = Path(args.source).resolve()
     workdir = ROOT / "bench-results"
     workdir.mkdir(exist_ok=True)
-    sandbox, info = start_sandbox(args, workdir)
-    try:
-        print(f"# {info['events']} events in the sandbox, {args.latency_ms:g} ms a request, documented rate limits")
-        per_event_path(info)
-        wall, events = run_once(args, info, workdir, args.concurrency)
-        if not args.skip_baseline:
-            base_wall, base_events = run_once(args, info, workdir, 1)
-            if base_events != events:
-                sys.exit(f"row counts differ: {events} vs {base_events}")
-            print(f"speedup concurrency {args.concurrency} vs 1: {base_wall / wall:.1f}x wall clock")
-    finally:
-        sandbox.terminate()
-        sandbox.wait()
+    args.default_concurrency = default_concurrency(source)
+    print(f"# tap from {source}; {args.latency_ms:g} ms a request, documented rate limits (rate_scale 1), "
+          f"default concurrency {args.default_concurrency}")
+    results, began = {}, time.monotonic()
+    for shape in args.shapes.split(","):
+        sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]
+        for events in sizes:
+            bench_shape(shape, events, args, source, workdir, results)
+    (workdir / f"{args.label}.json").write_text(json.dumps(results, indent=1))
+    print(f"\n# {time.monotonic() - began:.0f} s in all; results in {workdir / (args.label + '.json')}")
+    if args.compare:
+        earlier = json.loads(Path(args.compare).read_text())
+        for name, result in results.items():
+            for label, run in result["runs"].items():
+                before = (earlier.get(name) or {}).get("runs", {}).get(label)
+                if before:
+                    print(f"  {name} {label}: wall {before['wall_s']:.2f} -> {run['wall_s']:.2f} s "
+                          f"({before['wall_s'] / run['wall_s']:.1f}x), requests {before['requests']} -> "
+                          f"{run['requests']}, cpu {before['cpu_us_per_event']:.0f} -> "
+                          f"{run['cpu_us_per_event']:.0f} us/event")
 
 
 if __name__ == "__main__":

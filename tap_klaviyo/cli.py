@@ -4,9 +4,10 @@ import json
 import logging
 import os
 import sys
+import time
 
 from . import __version__
-from .errors import ConfigError, TapError, TargetGone, redact
+from .errors import ApiError, ConfigError, TapError, TargetGone, redact
 
 LOGGER = logging.getLogger("tap_klaviyo")
 
@@ -20,9 +21,18 @@ class _Redact(logging.Filter):
         return True
 
 
+def _utc_formatter():
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    return formatter
+
+
 def _setup_logging():
+    # importing singer-python runs logging.config.fileConfig, which replaces the root's handlers
+    # (and with them the redaction filter): let it do so first, then install ours
+    import singer  # noqa: F401
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(_utc_formatter())
     handler.addFilter(_Redact())
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -37,9 +47,10 @@ def _parser():
     parser.add_argument("-d", "--discover", action="store_true", help="write the catalog to stdout")
     parser.add_argument("--catalog", help="catalog JSON file selecting the streams to sync")
     parser.add_argument("-p", "--properties", help="legacy name of --catalog")
-    parser.add_argument("-s", "--state", help="state JSON file from a previous run")
+    parser.add_argument("-s", "--state", help="state JSON file from a previous run (missing or empty: a first run)")
     parser.add_argument("--about", action="store_true", help="describe the tap and its settings")
-    parser.add_argument("--format", choices=("json", "markdown"), default="markdown", help="format of --about")
+    parser.add_argument("--format", choices=("json", "markdown", "meltano"), default="markdown",
+                        help="format of --about (meltano: the extractor entry of a meltano.yml)")
     parser.add_argument("--version", action="version", version=f"tap-klaviyo {__version__}")
     return parser
 
@@ -61,20 +72,35 @@ def run(argv=None):
     from .output import MessageWriter
 
     if args.discover:
-        KlaviyoClient(config).get("metrics", config.base_url + "/api/metrics", {"fields[metric]": "name"})
-        sys.stdout.write(json.dumps(discovery.discover(), indent=2) + "\n")
+        catalog = discovery.discover()
+        from .streams import BY_NAME
+        # one cheap request per scope: a wrong key fails here, a missing scope warns per stream
+        discovery.check_access(KlaviyoClient(config), [BY_NAME[e["tap_stream_id"]] for e in catalog["streams"]])
+        sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
         return
+    columns = {}
     if catalog_path:
-        streams = discovery.selected_streams(read_json_file(catalog_path, "catalog"))
+        catalog = read_json_file(catalog_path, "catalog")
+        streams = discovery.selected_streams(catalog)
+        columns = discovery.selected_columns(catalog)
     else:
         LOGGER.info("no --catalog given: syncing all twelve streams")
         streams = discovery.selected_streams(discovery.discover_all_selected())
-    state = bookmarks.validate(read_json_file(args.state, "state") if args.state else {})
+    state = bookmarks.read(args.state) if args.state else {}
     if not streams:
-        LOGGER.warning("the catalog selects no stream; nothing to do (mark streams selected: true)")
+        LOGGER.warning("the catalog selects no stream; nothing to do (set \"selected\": true in the metadata "
+                       "entry with \"breadcrumb\": [] of each stream to sync, or make a fresh catalog with "
+                       "--discover: it selects the twelve classic tables)")
         return
-    from .sync import sync
-    sync(config, KlaviyoClient(config), streams, state, MessageWriter())
+    from .client import RefusedError
+    from .engine import run as sync
+    from .tasks import PLANNERS
+    try:
+        sync(config, KlaviyoClient(config), streams, state, MessageWriter(), PLANNERS, columns=columns)
+    except RefusedError as exc:
+        if exc.status != 403:
+            raise
+        raise ApiError(discovery.scope_failure(exc, streams)) from None
 
 
 def main(argv=None):

@@ -4,10 +4,10 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import timeutil
+from . import revisions, timeutil
 from .errors import ConfigError, register_secret
 
-DEFAULT_REVISION = "2026-10-15"
+DEFAULT_REVISION = revisions.NEWEST
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class Setting:
     required: bool = False
     secret: bool = False
     minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS = (
@@ -29,7 +30,7 @@ SETTINGS = (
     Setting("revision", "string", DEFAULT_REVISION, "Klaviyo API revision header"),
     Setting("base_url", "string", "https://a.klaviyo.com", "API root; plain http only for loopback "
             "(the local sandbox)"),
-    Setting("user_agent", "string", None, "User-Agent header to send"),
+    Setting("user_agent", "string", None, "User-Agent header to send; unset sends tap-klaviyo/<version>"),
     Setting("request_timeout", "number", 300, "Seconds to wait for one HTTP response", minimum=1),
     Setting("lookback_minutes", "integer", 0, "Minutes re-read before each bookmark, for events "
             "Klaviyo makes visible late", minimum=0),
@@ -37,10 +38,20 @@ SETTINGS = (
             "(1 call per second); false writes null"),
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
             "streams", minimum=1),
-    Setting("window_days", "number", 7, "Width of the time windows an event stream's range is cut "
-            "into, fetched side by side", minimum=1 / 86400),
+    Setting("event_metrics", "array", None, "Stream `events` only: metric names or ids to extract "
+            "(default: every metric of every integration)"),
+    Setting("profiles_predictive_analytics", "boolean", False, "Stream `profiles` only: also read each "
+            "profile's predictive analytics (CLV, churn); Klaviyo then allows 10 requests a second, 150 a "
+            "minute instead of 75 and 750"),
     Setting("max_retry_seconds", "number", 600, "How long one request is retried on 5xx, resets, "
             "timeouts and cut-off bodies before the run fails", minimum=0),
+    Setting("conversion_metric", "string", "Placed Order", "Streams `campaign_values` and `flow_series`: "
+            "the metric whose events Klaviyo counts as conversions, by name (any integration) or id"),
+    Setting("report_days", "integer", 365, "Streams `campaign_values` and `flow_series`: days of history a "
+            "report covers (campaign_values: the rolling timeframe; flow_series: its first run)",
+            minimum=1, maximum=365),
+    Setting("report_lookback_days", "integer", 7, "Stream `flow_series`: days before the bookmark re-read "
+            "every run (Klaviyo attributes conversions days after a send)", minimum=0),
 )
 
 
@@ -55,12 +66,17 @@ class Config:
     lookback_minutes: int
     list_person_count: bool
     concurrency: int
-    window_days: float
+    event_metrics: tuple | None
+    profiles_predictive_analytics: bool
     max_retry_seconds: float
+    conversion_metric: str
+    report_days: int
+    report_lookback_days: int
 
     @property
     def event_page_size(self):
-        return 1000 if self.revision >= "2026-04-15" else 200
+        """page[size] for /api/events, or None where the revision has no such parameter."""
+        return revisions.page_size("events", self.revision)
 
     def __repr__(self):
         return f"Config(base_url={self.base_url!r}, revision={self.revision!r}, api_key=[redacted])"
@@ -84,6 +100,15 @@ def read_json_file(path, what):
 
 def _coerce(setting, value):
     """Hosts (Meltano, Stitch) pass numbers and booleans as strings at times; accept both."""
+    if setting.kind == "array":
+        if isinstance(value, str):      # hosts that pass settings as environment strings
+            try:
+                value = json.loads(value) if value.strip().startswith("[") else value.split(",")
+            except ValueError:
+                raise ValueError("expected a list of strings such as [\"Placed Order\"]") from None
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ValueError("expected a list of strings such as [\"Placed Order\"]")
+        return tuple(v.strip() for v in value)
     if setting.kind == "boolean":
         if isinstance(value, bool):
             return value
@@ -91,18 +116,21 @@ def _coerce(setting, value):
             return value.strip().lower() in ("true", "1", "yes")
         raise ValueError("expected true or false")
     if setting.kind in ("integer", "number"):
+        wanted = "an integer" if setting.kind == "integer" else "a number"
         if isinstance(value, bool):
-            raise ValueError(f"expected a {setting.kind}")
+            raise ValueError(f"expected {wanted}")
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"expected a {setting.kind}") from None
+            raise ValueError(f"expected {wanted}") from None
         if setting.kind == "integer":
             if number != int(number):
                 raise ValueError("expected a whole number")
             number = int(number)
         if setting.minimum is not None and number < setting.minimum:
             raise ValueError(f"must be at least {setting.minimum:g}")
+        if setting.maximum is not None and number > setting.maximum:
+            raise ValueError(f"must be at most {setting.maximum:g}")
         return number
     if not isinstance(value, str):
         raise ValueError("expected a string")
@@ -148,8 +176,9 @@ def load_config(raw):
                 value = timeutil.parse_instant(value)
             elif setting.name == "base_url":
                 value = _check_base_url(value)
-            elif setting.name == "revision" and not _looks_like_revision(value):
-                raise ValueError("expected a date such as 2026-10-15 (optionally ending in .pre)")
+            elif setting.name == "revision" and not revisions.is_supported(value):
+                raise ValueError(f"the tap supports revisions {', '.join(revisions.SUPPORTED)} "
+                                 "(a beta ending in .pre of one of them is allowed too)")
         except ValueError as exc:
             shown = "[redacted]" if setting.secret else repr(raw.get(setting.name))
             raise ConfigError(f"config {setting.name!r} = {shown} is invalid: {exc}") from None
@@ -157,11 +186,3 @@ def load_config(raw):
     register_secret(values["api_key"])
     return Config(**values)
 
-
-def _looks_like_revision(text):
-    core = text[:-4] if text.endswith(".pre") else text
-    try:
-        timeutil.parse_instant(core)
-    except ValueError:
-        return False
-    return len(core) == 10

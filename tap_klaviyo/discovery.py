@@ -1,21 +1,26 @@
 """The catalog: twelve streams whatever the account holds, and reading a catalog back."""
 import json
+import logging
+import re
 from functools import cache
 from importlib import resources
 
 from singer import metadata
 
+from . import revisions
 from .errors import ConfigError
 from .streams import BY_NAME, INCREMENTAL, STREAMS
 
+LOGGER = logging.getLogger("tap_klaviyo")
+
 
 @cache
-def _schema_text(family):
-    return resources.files("tap_klaviyo").joinpath("schemas", f"{family}.json").read_text("utf-8")
+def _schema_text(name):
+    return resources.files("tap_klaviyo").joinpath("schemas", f"{name}.json").read_text("utf-8")
 
 
 def schema(stream):
-    return json.loads(_schema_text(stream.family))
+    return json.loads(_schema_text(stream.schema))
 
 
 def catalog_entry(stream):
@@ -27,11 +32,21 @@ def catalog_entry(stream):
         replication_method=stream.method,
     )
     compiled = metadata.to_map(mdata)
-    # tables can be selected, columns cannot (as in Stitch): every field is automatic
+    # The classic tables' columns cannot be deselected (as in Stitch): every field is automatic. The
+    # opt-in streams' attribute columns can, and a deselected one is left out of the request too.
+    fixed = _fixed_columns(stream)
     for breadcrumb in compiled:
         if breadcrumb:
-            compiled[breadcrumb]["inclusion"] = "automatic"
+            if stream.classic or breadcrumb[-1] in fixed:
+                compiled[breadcrumb]["inclusion"] = "automatic"
+            else:
+                compiled[breadcrumb]["inclusion"] = "available"
+                compiled[breadcrumb]["selected-by-default"] = True
     compiled[()]["inclusion"] = "available"
+    # the classic tables come selected, so `--discover > catalog.json` then `--catalog catalog.json`
+    # syncs them as written; the opt-in streams need more scopes and are chosen on purpose
+    compiled[()]["selected-by-default"] = stream.classic
+    compiled[()]["selected"] = stream.classic
     entry = {
         "tap_stream_id": stream.name,
         "stream": stream.name,
@@ -49,7 +64,13 @@ def catalog_entry(stream):
 
 
 def discover():
-    return {"streams": [catalog_entry(stream) for stream in STREAMS]}
+    # the classic twelve first, then the opt-in streams, whatever the account holds
+    return {"streams": [catalog_entry(stream) for stream in sorted(STREAMS, key=lambda s: not s.classic)]}
+
+
+def _fixed_columns(stream):
+    """Columns a row always carries: the key, the parent's id, the replication key."""
+    return {column for column in (*stream.key, stream.parent_column, stream.replication_key) if column}
 
 
 def _is_selected(entry):
@@ -77,11 +98,105 @@ def selected_streams(catalog, source="catalog"):
     return [stream for stream in STREAMS if stream.name in chosen]
 
 
+def selected_columns(catalog):
+    """{stream name: the set of columns the catalog selects, or None for all} for the opt-in
+    streams it names. A column counts as selected unless its metadata says "selected": false (or
+    "selected-by-default": false without a "selected"); fixed columns always are. Call after
+    selected_streams, which checks the catalog's shape."""
+    chosen = {}
+    for entry in catalog["streams"]:
+        stream = BY_NAME[entry.get("tap_stream_id") or entry.get("stream")]
+        if stream.classic:
+            continue
+        columns = set(schema(stream)["properties"])
+        fixed = _fixed_columns(stream)
+        dropped = set()
+        for item in entry.get("metadata") or ():
+            breadcrumb = item.get("breadcrumb") if isinstance(item, dict) else None
+            meta = item.get("metadata") if isinstance(item, dict) else None
+            if not (isinstance(breadcrumb, list) and len(breadcrumb) == 2 and breadcrumb[0] == "properties"
+                    and isinstance(meta, dict)):
+                continue
+            column = breadcrumb[1]
+            if column in columns and column not in fixed and \
+                    meta.get("selected", meta.get("selected-by-default", True)) is False:
+                dropped.add(column)
+        chosen[stream.name] = columns - dropped if dropped else None
+    return chosen
+
+
 def discover_all_selected():
-    """The catalog with every stream selected: what a run without --catalog syncs."""
+    """The catalog with the classic twelve selected: what a run without --catalog syncs."""
     catalog = discover()
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = True
+                item["metadata"]["selected"] = BY_NAME[entry["tap_stream_id"]].classic
     return catalog
+
+
+# --- the key's access -----------------------------------------------------------------------------
+
+# The collection a 403 came from names the scope when Klaviyo's detail does not.
+_SCOPE_OF_COLLECTION = {
+    "metrics": "metrics:read", "events": "events:read", "profiles": "profiles:read", "lists": "lists:read",
+    "segments": "segments:read", "campaigns": "campaigns:read", "flows": "flows:read",
+    "flow-actions": "flows:read", "templates": "templates:read", "tags": "tags:read",
+}
+
+
+def _probe(scope, revision):
+    """(rate family, path, params) of the cheapest request that needs scope: one small page of few
+    fields, and only parameters the revision's spec lists."""
+    def smallest(endpoint):
+        return {"page[size]": 1} if revisions.page_size(endpoint, revision) else {}
+
+    if scope == "events:read":
+        # before 2026-01-15 there is no page[size]: a range before any event makes the page empty
+        return "events", "/api/events", {"fields[event]": "timestamp", **smallest("events"),
+                                         "filter": "less-than(datetime,2000-01-01T00:00:00Z)"}
+    if scope == "campaigns:read":
+        return "campaigns", "/api/campaigns", {"filter": "equals(messages.channel,'email')",
+                                               "fields[campaign]": "name", **smallest("campaigns")}
+    collection = scope.split(":")[0]
+    kind = {"metrics": "metric", "profiles": "profile", "lists": "list", "segments": "segment", "flows": "flow",
+            "templates": "template", "tags": "tag"}[collection]
+    field = "email" if kind == "profile" else "name"
+    return collection, f"/api/{collection}", {f"fields[{kind}]": field, **smallest(collection)}
+
+
+def check_access(client, streams):
+    """{scope: "ok" | "missing"} for every scope the streams need, one cheap request each; a WARNING
+    names each stream a missing scope will fail. A 401 (wrong key) still ends the run."""
+    from .client import RefusedError     # discovery also serves catalog reading, which needs no HTTP
+    needed = {}
+    for stream in streams:
+        for scope in stream.scopes:
+            needed.setdefault(scope, []).append(stream.name)
+    access = {}
+    for scope, names in needed.items():
+        family, path, params = _probe(scope, client.config.revision)
+        try:
+            client.get(family, client.url(path), params)
+            access[scope] = "ok"
+        except RefusedError as exc:
+            if exc.status != 403:
+                raise
+            access[scope] = "missing"
+            for name in names:
+                LOGGER.warning("stream %s will fail: the API key lacks scope %s (403 on %s); give the key "
+                               "that read access in Klaviyo or leave the stream unselected", name, scope, path)
+    return access
+
+
+def scope_failure(error, streams):
+    """One line for a sync's 403: which selected streams need which scope the key lacks."""
+    found = re.search(r"\b([a-z][a-z_-]*:(?:read|write))\b", error.detail or "")
+    collection = (error.path or "").strip("/").split("/")[1:2]
+    scope = found.group(1) if found else _SCOPE_OF_COLLECTION.get(collection[0] if collection else None)
+    names = [stream.name for stream in streams if scope in stream.scopes]
+    if not scope or not names:
+        return str(error)
+    return (f"stream{'s' if len(names) > 1 else ''} {', '.join(names)} need{'' if len(names) > 1 else 's'} "
+            f"scope {scope}, which the API key lacks (403 on {error.path}: {error.detail}); give the key "
+            "that read access in Klaviyo, or leave the stream unselected")

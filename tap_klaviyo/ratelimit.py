@@ -7,17 +7,13 @@ It also obeys what the server says: Retry-After on a 429, and RateLimit-Remainin
 RateLimit-Reset on a success.
 """
 import collections
+import logging
 import threading
 import time
 
-# (burst per second, steady per minute), from Klaviyo's published tiers.
-TIERS = {
-    "XS": (1, 15),
-    "S": (3, 60),
-    "M": (10, 150),
-    "L": (75, 700),
-    "XL": (350, 3500),
-}
+from . import revisions
+
+LOGGER = logging.getLogger("tap_klaviyo")
 
 # Which tier each endpoint family the tap calls belongs to.
 FAMILY_TIERS = {
@@ -28,21 +24,52 @@ FAMILY_TIERS = {
     "list_count": "XS",
     "segment_count": "XS",
     "profiles": "L",
+    "campaigns": "M",
+    "campaign_messages": "M",
+    "flows": "S",
+    "flow_actions": "S",
+    "flow_messages": "S",
+    "tags": "S",
+    "list_profiles": "L",
+    "segment_profiles": "L",
+    # profiles with predictive_analytics: the spec drops the endpoint to 10/s, 150/min
+    "profiles_predictive": "M",
+    # each report endpoint is limited on its own: 1/s, 2/min (and 225 a day, which only Klaviyo knows)
+    "campaign_values": "reporting",
+    "flow_series": "reporting",
+    # a tier that changed: ((first revision, tier), ...), latest first
+    "templates": (("2025-10-15", "L"), ("2025-01-15", "M")),
+}
+
+# What each family is, in the words of the wait message; others read as their name.
+FAMILY_NAMES = {
+    "list_count": "list profile counts",
+    "segment_count": "segment profile counts",
+    "list_profiles": "list members",
+    "segment_profiles": "segment members",
+    "profiles_predictive": "profiles with predictive analytics",
+    "campaign_values": "campaign values reports",
+    "flow_series": "flow series reports",
 }
 
 BURST_PERIOD = 1.1
 STEADY_PERIOD = 61.0
+# Shorter waits are the limiter's ordinary pacing; a longer one looks like a hang unless it is said.
+WAIT_WORTH_SAYING = 2.0
 
 
 class RateLimiter:
-    def __init__(self, burst, steady, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, burst, steady, clock=time.monotonic, sleep=time.sleep, name=None):
         self.burst = burst
         self.steady = steady
+        self.name = name                   # the family in words, for the wait message
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._sent = collections.deque()   # send times within the last STEADY_PERIOD
         self._paused_until = 0.0
+        self._told_until = 0.0             # end of the last wait announced: one line per episode,
+                                           # however many threads wait in it
 
     def _delay(self, now):
         """Seconds to wait before one more request may go; 0 when it may go now."""
@@ -64,18 +91,38 @@ class RateLimiter:
                 if delay <= 0:
                     self._sent.append(now)
                     return
+                if delay > WAIT_WORTH_SAYING:
+                    self._tell(now, delay, "")
             self._sleep(min(delay, 5.0))
 
-    def pause(self, seconds):
+    def pause(self, seconds, throttled=False):
         """Hold every request of this family for `seconds` (a 429's Retry-After, an exhausted window)."""
         with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
+            now = self._clock()
+            self._paused_until = max(self._paused_until, now + seconds)
+            if throttled:
+                self._tell(now, seconds, ": Klaviyo answered 429 (too many requests)")
+
+    def _tell(self, now, seconds, why):
+        """One INFO line when a wait starts outside any wait already announced (caller holds the lock)."""
+        if now >= self._told_until:
+            LOGGER.info("waiting %.0f s for Klaviyo's rate limit on %s (%d/s, %d/min)%s", max(seconds, 1),
+                        self.name or "this endpoint", self.burst, self.steady, why)
+        self._told_until = max(self._told_until, now + seconds)
+
+
+def family_tier(family, revision):
+    """The tier name of an endpoint family in revision."""
+    tier = FAMILY_TIERS[family]
+    return tier if isinstance(tier, str) else revisions.in_force(tier, revision)
 
 
 class RateLimiters:
-    """One limiter per endpoint family, created on first use."""
+    """One limiter per endpoint family, created on first use, at its tier's limits in `revision`
+    (the spec raised tier L's steady limit from 700 to 750 a minute in 2026-01-15)."""
 
-    def __init__(self):
+    def __init__(self, revision=revisions.NEWEST):
+        self.revision = revision
         self._limiters = {}
         self._lock = threading.Lock()
 
@@ -83,7 +130,7 @@ class RateLimiters:
         with self._lock:
             limiter = self._limiters.get(family)
             if limiter is None:
-                burst, steady = TIERS[FAMILY_TIERS[family]]
-                limiter = RateLimiter(burst, steady)
+                burst, steady = revisions.tier_limits(family_tier(family, self.revision), self.revision)
+                limiter = RateLimiter(burst, steady, name=FAMILY_NAMES.get(family, family.replace("_", " ")))
                 self._limiters[family] = limiter
             return limiter

@@ -5,13 +5,51 @@ singer-io tap-klaviyo 1.1.4+ keyed the same thing by metric id; that is read too
 tap does not know is carried through unchanged.
 """
 import copy
+import logging
+import os
 
 from . import timeutil
 from .errors import ConfigError
 
+LOGGER = logging.getLogger("tap_klaviyo")
+
+
+def read(path):
+    """The state in the file at path. A file not there yet, or empty, is a first run: no bookmarks."""
+    from .config import read_json_file
+    try:
+        with open(path, "rb") as handle:
+            empty = not handle.read(4096).strip()
+    except FileNotFoundError:
+        LOGGER.info("state file %s does not exist yet: a first run, every stream starts at start_date", path)
+        return {}
+    except OSError:
+        empty = False       # a directory or an unreadable file: read_json_file says what is wrong
+    if empty:
+        LOGGER.info("state file %s is empty: a first run, every stream starts at start_date", path)
+        return {}
+    return validate(read_json_file(path, "state"))
+
+
+def _unwrap(raw, source):
+    """The value of a whole STATE message ({"type": "STATE", "value": ...}), the shape that
+    `grep STATE | tail -1 > state.json` saves. Taken as the state, it lost every bookmark and the
+    STATE written next nested it once more, each run."""
+    depth = 0
+    while isinstance(raw, dict) and raw.get("type") == "STATE" and "value" in raw:
+        raw, depth = raw["value"], depth + 1
+    if depth:
+        nested = f", nested {depth} deep" if depth > 1 else ""
+        LOGGER.warning("%s holds a whole Singer STATE message ({\"type\": \"STATE\", \"value\": ...}%s); "
+                       "using its value, bookmarks included. To save only the value: "
+                       "`grep '\"type\":\"STATE\"' tap-output | tail -1 | jq -c .value > state.json`",
+                       source, nested)
+    return raw
+
 
 def validate(raw, source="state"):
     """Check a parsed state object; return it (a deep copy) or raise one clear line."""
+    raw = _unwrap(raw, source)
     if raw is None:
         return {}
     if not isinstance(raw, dict):

@@ -1,13 +1,19 @@
-"""The twelve classic tables, as data.
+"""Every stream the tap offers, as data.
 
-A stream is one row of STREAMS; the machinery in discovery, sync and rows is shared by family.
-Adding a metric-event table is adding a row here.
+A stream is one row of STREAMS: what it reads, its key, how it replicates, which task family runs it
+and which schema file describes its rows. The machinery in discovery, the engine and the task
+modules is shared; adding a metric-event table or one more JSON:API collection is adding a row.
 """
 from dataclasses import dataclass
 
-EVENT = "event"
-LIST = "list"
+# task families (tap_klaviyo/tasks/ has one module per family)
+CLASSIC_EVENT = "classic_event"     # one classic metric table: events of named Klaviyo metrics
+EVENTS = "events"                   # every event of every metric, API-shaped
 EXCLUSION = "exclusion"
+LIST = "list"
+COLLECTION = "collection"           # one JSON:API collection, maybe once per parent resource
+MEMBERS = "members"                 # profiles of each list or segment
+REPORT = "report"                   # Klaviyo's reporting API (POST, a daily budget)
 
 INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
@@ -19,33 +25,89 @@ class Stream:
     family: str
     key: tuple
     method: str
-    metric_names: tuple = ()
+    schema: str                             # file under schemas/, without .json
+    scopes: tuple                           # what the API key needs to read it
     replication_key: str | None = None
+    classic: bool = False                   # one of the twelve classic tables (selected by default)
+    metric_names: tuple = ()                # classic event tables: the metric's names, newest first
+    path: str | None = None                 # collections: the path, {id} filled from the parent
+    resource: str | None = None             # collections: the JSON:API type (for fields[...])
+    endpoint: str | None = None             # rate-limit family and page-size key of the path
+    params: tuple = ()                      # collections: fixed query parameters, as pairs
+    fan_out: tuple = ()                     # collections: one request chain per value (a required filter)
+    fan_out_filter: str | None = None       # ... the filter with {value} for each
+    parent: str | None = None               # collections: the stream whose ids fill {id}
+    parent_column: str | None = None        # ... the row column carrying that id
+    updated_field: str | None = None        # collections read incrementally: the attribute filtered on
+    additional_fields: tuple = ()           # attributes sent only when asked for (additional-fields[type])
 
 
-def _event(name, *metric_names):
-    return Stream(name, EVENT, ("id",), INCREMENTAL, metric_names, "timestamp")
+def _classic_event(name, *metric_names):
+    return Stream(name, CLASSIC_EVENT, ("id",), INCREMENTAL, "event", ("metrics:read", "events:read"),
+                  "timestamp", classic=True, metric_names=metric_names)
+
+
+def _collection(name, path, resource, endpoint, scopes, **more):
+    return Stream(name, COLLECTION, ("id",), FULL_TABLE, name, scopes, path=path, resource=resource,
+                  endpoint=endpoint, **more)
 
 
 STREAMS = (
-    _event("receive", "Received Email"),
-    _event("open", "Opened Email"),
-    _event("click", "Clicked Email"),
-    _event("bounce", "Bounced Email"),
-    _event("dropped_email", "Dropped Email"),
-    _event("mark_as_spam", "Marked Email as Spam"),
-    _event("subscribe_list", "Subscribed to List"),
-    _event("unsub_list", "Unsubscribed from List"),
+    _classic_event("receive", "Received Email"),
+    _classic_event("open", "Opened Email"),
+    _classic_event("click", "Clicked Email"),
+    _classic_event("bounce", "Bounced Email"),
+    _classic_event("dropped_email", "Dropped Email"),
+    _classic_event("mark_as_spam", "Marked Email as Spam"),
+    _classic_event("subscribe_list", "Subscribed to List"),
+    _classic_event("unsub_list", "Unsubscribed from List"),
     # Klaviyo renamed the global unsubscribe metric; older accounts still hold events under the old name.
-    _event("unsubscribe", "Unsubscribed from Email Marketing", "Unsubscribed"),
-    _event("update_email_preferences", "Updated Email Preferences"),
+    _classic_event("unsubscribe", "Unsubscribed from Email Marketing", "Unsubscribed"),
+    _classic_event("update_email_preferences", "Updated Email Preferences"),
     # email-suppressed profiles, one row per email with its latest reason
-    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE),
+    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", ("profiles:read",), classic=True),
     # lists and segments together, as v1 returned them
-    Stream("lists", LIST, ("id",), FULL_TABLE),
+    Stream("lists", LIST, ("id",), FULL_TABLE, "list", ("lists:read", "segments:read"), classic=True),
+
+    # Opt-in streams: Klaviyo's own resources, rows shaped like the API's.
+    Stream("events", EVENTS, ("id",), INCREMENTAL, "events", ("metrics:read", "events:read"), "datetime",
+           path="/api/events", resource="event", endpoint="events"),
+    _collection("metrics", "/api/metrics", "metric", "metrics", ("metrics:read",)),
+    Stream("profiles", COLLECTION, ("id",), INCREMENTAL, "profiles", ("profiles:read",), "updated",
+           path="/api/profiles", resource="profile", endpoint="profiles", updated_field="updated",
+           # predictive_analytics only when config profiles_predictive_analytics asks: it drops the tier
+           additional_fields=("subscriptions", "predictive_analytics")),
+    _collection("campaigns", "/api/campaigns", "campaign", "campaigns", ("campaigns:read",),
+                fan_out=("email", "sms", "mobile_push"), fan_out_filter="equals(messages.channel,'{value}')"),
+    _collection("campaign_messages", "/api/campaigns/{id}/campaign-messages", "campaign-message",
+                "campaign_messages", ("campaigns:read",), parent="campaigns", parent_column="campaign_id"),
+    _collection("flows", "/api/flows", "flow", "flows", ("flows:read",)),
+    _collection("flow_actions", "/api/flows/{id}/flow-actions", "flow-action", "flow_actions", ("flows:read",),
+                parent="flows", parent_column="flow_id"),
+    _collection("flow_messages", "/api/flow-actions/{id}/flow-messages", "flow-message", "flow_messages",
+                ("flows:read",), parent="flow_actions", parent_column="flow_action_id"),
+    _collection("templates", "/api/templates", "template", "templates", ("templates:read",),
+                additional_fields=("definition",)),
+    _collection("tags", "/api/tags", "tag", "tags", ("tags:read",)),
+    Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
+           ("lists:read", "profiles:read"), path="/api/lists/{id}/profiles", resource="list",
+           endpoint="list_profiles", parent_column="list_id"),
+    Stream("segment_members", MEMBERS, ("segment_id", "profile_id"), FULL_TABLE, "segment_members",
+           ("segments:read", "profiles:read"), path="/api/segments/{id}/profiles", resource="segment",
+           endpoint="segment_profiles", parent_column="segment_id"),
+
+    # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
+    # metrics scope finds the conversion metric (config conversion_metric).
+    Stream("campaign_values", REPORT, ("campaign_message_id", "send_channel"), FULL_TABLE, "campaign_values",
+           ("campaigns:read", "metrics:read"), path="/api/campaign-values-reports",
+           resource="campaign-values-report", endpoint="campaign_values"),
+    Stream("flow_series", REPORT, ("flow_message_id", "send_channel", "date"), INCREMENTAL, "flow_series",
+           ("flows:read", "metrics:read"), "date", path="/api/flow-series-reports",
+           resource="flow-series-report", endpoint="flow_series"),
 )
 
 BY_NAME = {stream.name: stream for stream in STREAMS}
+CLASSIC = tuple(stream for stream in STREAMS if stream.classic)
 
 # The integration whose metrics are the classic tables; an "API"-integration metric of the same
 # name holds custom events, not Klaviyo's own.

@@ -1,8 +1,9 @@
-"""UTC instants as integer epoch seconds, the formats the tap reads and writes, and time windows.
+"""UTC instants as integer epoch seconds, and the formats the tap reads and writes.
 
 Everything is UTC: no function here consults the machine's time zone.
 """
 import datetime as dt
+import re
 import time
 
 from dateutil import parser as dateutil_parser
@@ -25,7 +26,12 @@ def parse_instant(text):
     try:
         parsed = dateutil_parser.isoparse(text.strip())
     except (ValueError, OverflowError) as exc:
-        raise ValueError(f"not an ISO 8601 date-time ({exc}); write it like 2024-01-01T00:00:00Z") from None
+        # datetime's range checks read well ("month must be in 1..12"); the parser's internals
+        # ("invalid literal for int() with base 10: b'yest'") do not
+        reason = str(exc)
+        shown = f" ({reason})" if re.search(r"must be in|out of range|time zone", reason, re.I) else ""
+        raise ValueError(f"not an ISO 8601 date-time{shown}; write it like 2024-01-01T00:00:00Z "
+                         "(a bare date such as 2024-01-01 is midnight UTC)") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return int(parsed.timestamp() // 1)
@@ -38,6 +44,11 @@ def to_classic(epoch):
 
 def to_bookmark(epoch):
     return time.strftime(BOOKMARK_FORMAT, time.gmtime(epoch))
+
+
+def to_api(epoch):
+    """The way Klaviyo writes a datetime: '2022-11-08T01:23:45+00:00'."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
 
 
 to_filter = to_bookmark  # Klaviyo filters take unquoted datetimes ending in Z
@@ -54,19 +65,3 @@ def iso_to_classic(text):
         return to_classic(parse_instant(text))
     except ValueError:
         return None
-
-
-def windows(start, end, width):
-    """Cut [start, end) into consecutive [a, b) windows of `width` seconds (the last may be shorter).
-
-    The windows tile the range exactly: none empty, none overlapping, no gap. An empty or inverted
-    range gives no window.
-    """
-    width = max(1, int(width))
-    out = []
-    lower = start
-    while lower < end:
-        upper = min(lower + width, end)
-        out.append((lower, upper))
-        lower = upper
-    return out

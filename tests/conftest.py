@@ -1,6 +1,7 @@
 """Shared test machinery: a sandbox per test on loopback, and the tap run as a real process."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -151,6 +152,20 @@ def wait_until(predicate, timeout=10.0):
     return False
 
 
+_LOG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
+
+
+def log_lines(stderr):
+    """stderr's lines with each log line's leading UTC timestamp taken off ('INFO progress ...')."""
+    return [line[_LOG_TIME.match(line).end():] if _LOG_TIME.match(line) else line for line in stderr.splitlines()]
+
+
 def error_lines(stderr):
     """stderr without the log lines (INFO/WARNING, metrics): what a person reads as the failure."""
-    return [line for line in stderr.strip().splitlines() if not line.startswith(("INFO ", "WARNING "))]
+    return [line for line in log_lines(stderr.strip()) if not line.startswith(("INFO ", "WARNING "))]
+
+
+def pytest_report_header(config):
+    return ["every test runs the tap as a real process against the loopback Klaviyo sandbox (tests/sandbox); "
+            "test_postgres loads a real PostgreSQL through target-postgres, test_first_hour DuckDB through "
+            "target-duckdb (make demo), test_sync checks the output with singer-check-tap"]

@@ -7,7 +7,7 @@ import time
 from tap_klaviyo.config import load_config
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.ratelimit import RateLimiter, RateLimiters
-from tap_klaviyo.sync import EventWindow, Watermark
+from tap_klaviyo.engine import Span, Watermark
 from tests import expected
 from tests.conftest import START_DATE, run_tap
 
@@ -19,30 +19,30 @@ def rows_by_stream(run):
 
 def test_concurrency_gives_exactly_the_rows_of_concurrency_one(make_sandbox, tmp_path):
     sandbox = make_sandbox(events=3000)
-    serial = run_tap(tmp_path, sandbox.config(concurrency=1, window_days=30))
-    parallel = run_tap(tmp_path, sandbox.config(concurrency=24, window_days=3))
+    serial = run_tap(tmp_path, sandbox.config(concurrency=1))
+    parallel = run_tap(tmp_path, sandbox.config(concurrency=24))
     assert rows_by_stream(serial) == rows_by_stream(parallel)
     assert sum(len(v) for v in rows_by_stream(serial).values()) > 1500
 
 
-def _windows(bounds):
-    return [EventWindow(None, "m", "M", a, b) for a, b in bounds]
+def _spans(unit, bounds):
+    return [Span(None, unit, a, b) for a, b in bounds]
 
 
-def test_watermark_never_passes_an_unfinished_window():
+def test_watermark_never_passes_an_unfinished_span():
     watermark = Watermark(begin=100, end=400)
     watermark.expect("a")
     watermark.expect("b")
-    a = _windows([(100, 200), (200, 300), (300, 400)])
-    b = _windows([(150, 400)])
+    a = _spans("a", [(100, 200), (200, 300), (300, 400)])
+    b = _spans("b", [(150, 400)])
     watermark.plan("a", a)
     assert watermark.value() == 100            # b not planned yet: holds at the start
     watermark.plan("b", b)
-    a[2].progress, a[2].done = 400, True        # a later window finishes first
+    a[2].progress, a[2].done = 400, True        # a later span finishes first
     a[1].progress, a[1].done = 300, True
-    assert watermark.value() == 100            # a's first window not begun
-    a[0].progress = 180                         # part of the first window emitted
-    assert watermark.value() == 150            # b's window not begun
+    assert watermark.value() == 100            # a's first span not begun
+    a[0].progress = 180                         # part of the first span emitted
+    assert watermark.value() == 150            # b's span not begun
     b[0].progress = 390
     assert watermark.value() == 180
     a[0].progress, a[0].done = 200, True
@@ -51,17 +51,35 @@ def test_watermark_never_passes_an_unfinished_window():
     assert watermark.value() == 400
 
 
+def test_watermark_follows_a_split_span_part_by_part():
+    watermark = Watermark(begin=0, end=1000)
+    whole = Span(None, "a", 0, 1000)
+    watermark.plan("a", [whole])
+    whole.progress = 300
+    assert watermark.value() == 300
+    # the span stops at 300 and three parts take the rest; the last part finishes first
+    whole.upper, whole.done = 300, True
+    parts = _spans("a", [(300, 500), (500, 800), (800, 1000)])
+    watermark.split(whole, parts)
+    parts[2].progress, parts[2].done = 1000, True
+    assert watermark.value() == 300
+    parts[0].progress = 450
+    assert watermark.value() == 450
+    parts[0].progress, parts[0].done = 500, True
+    assert watermark.value() == 500             # the middle part has not begun
+    parts[1].progress, parts[1].done = 800, True
+    assert watermark.value() == 1000
+
+
 def test_watermark_with_lookback_never_moves_a_bookmark_back():
     watermark = Watermark(begin=1000, end=2000)
-    watermark.expect("a")
-    windows = _windows([(400, 1200), (1200, 2000)])
-    watermark.plan("a", windows)
+    watermark.plan("a", _spans("a", [(400, 2000)]))
     assert watermark.value() == 1000
 
 
 def test_state_never_names_data_not_yet_emitted(make_sandbox, tmp_path):
     sandbox = make_sandbox(events=3000)
-    run = run_tap(tmp_path, sandbox.config(concurrency=16, window_days=5))
+    run = run_tap(tmp_path, sandbox.config(concurrency=16))
     dump = sandbox.dump()
     start = calendar.timegm(time.strptime(START_DATE, "%Y-%m-%dT%H:%M:%SZ"))
     wanted = {stream: sorted((row["timestamp"], event_id) for event_id, row in

@@ -4,7 +4,7 @@ import re
 import subprocess
 
 from tap_klaviyo.config import SETTINGS
-from tests.conftest import ROOT, run_tap, tap_command
+from tests.conftest import ROOT, catalog_selecting, log_lines, run_tap, tap_command
 
 
 def test_about_json_lists_capabilities_and_every_setting():
@@ -40,9 +40,11 @@ def test_metrics_on_stderr(sandbox, tmp_path):
 
 
 def test_progress_lines_for_a_long_sync(make_sandbox, tmp_path):
-    sandbox = make_sandbox(events=1500, latency=0.08)     # about 9 s: progress lines come every 5 s
-    run = run_tap(tmp_path, sandbox.config(concurrency=2, window_days=20))
-    progress = [line for line in run.stderr.splitlines() if line.startswith("INFO progress ")]
+    # about 9 s (pages of 200, 400 ms each, one at a time): progress lines come every 5 s
+    sandbox = make_sandbox(events=6000, latency=0.4)
+    run = run_tap(tmp_path, sandbox.config(concurrency=1, revision="2025-10-15"),
+                  catalog=catalog_selecting("receive", "open", "click"))
+    progress = [line for line in log_lines(run.stderr) if line.startswith("INFO progress ")]
     assert progress and re.search(r"rows/s\), reading \d{4}-\d\d-\d\dT", "\n".join(progress))
 
 

@@ -6,22 +6,9 @@ from hypothesis import assume, given, settings, strategies as st
 
 from tap_klaviyo import state, timeutil
 from tap_klaviyo.errors import ConfigError
-from tap_klaviyo.sync import _event_filter
+from tap_klaviyo.tasks.events import _datetime_filter
 
 instants = st.integers(min_value=0, max_value=4102444800)     # 1970 .. 2100
-
-
-@given(instants, instants, st.integers(min_value=1, max_value=400 * 86400))
-def test_windows_tile_the_range_exactly(a, b, width):
-    assume((b - a) / width < 20000)
-    windows = timeutil.windows(a, b, width)
-    if a >= b:
-        assert windows == []
-        return
-    assert windows[0][0] == a and windows[-1][1] == b
-    for (lo, hi), (next_lo, _) in zip(windows, windows[1:]):
-        assert hi == next_lo                      # no gap, no overlap
-    assert all(lo < hi and hi - lo <= width for lo, hi in windows)    # none empty
 
 
 @given(st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2099, 1, 1)),
@@ -89,7 +76,7 @@ def test_bookmarks_round_trip_and_unknown_keys_are_kept(marks):
 
 @given(instants, instants)
 def test_event_filter_is_unquoted_utc_with_z(a, b):
-    text = _event_filter("AbC123", a, b)
+    text = _datetime_filter(a, b, "AbC123")
     assert text == (f'equals(metric_id,"AbC123"),greater-or-equal(datetime,{timeutil.to_bookmark(a)}),'
                     f"less-than(datetime,{timeutil.to_bookmark(b)})")
     assert "+" not in text and " " not in text

@@ -4,6 +4,7 @@ import json
 import sys
 import time
 
+from . import shapes
 from .data import generate
 from .server import API_KEY, NO_EVENTS_KEY, Options, serve
 
@@ -11,7 +12,10 @@ from .server import API_KEY, NO_EVENTS_KEY, Options, serve
 def main():
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--events", type=int, default=3000, help="size of the generated account")
+    parser.add_argument("--events", type=int, default=3000, help="size of the generated account (shape default)")
+    parser.add_argument("--shape", choices=("default", "sparse", "dense"), default="default",
+                        help="default: a mixed year of --events events; sparse: 2,000 events per classic table "
+                             "over a year; dense: 15,000 per classic table in one day (see tests/sandbox/shapes.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lists", type=int, default=6)
     parser.add_argument("--segments", type=int, default=4)
@@ -22,13 +26,20 @@ def main():
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--ready-file", help="write {base_url, api_key} here once listening")
     args = parser.parse_args()
-    account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=args.lists,
-                       segments=args.segments)
+    if args.shape == "default":
+        account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=args.lists,
+                           segments=args.segments)
+    else:
+        account = getattr(shapes, args.shape)(seed=args.seed, anchor=args.anchor, lists=args.lists,
+                                              segments=args.segments)
+    # where a sync of the classic tables starts (dense: an incremental run from the start of its day)
+    since = shapes.dense_day(account.anchor) if args.shape == "dense" else account.anchor - 366 * 86400
     options = Options(latency=args.latency_ms / 1000, rate_scale=args.rate_scale, fault_rate=args.fault_rate,
                       fault_seed=args.fault_seed)
     server, base_url = serve(account, options, port=args.port)
     info = {"base_url": base_url, "api_key": API_KEY, "no_events_key": NO_EVENTS_KEY,
-            "events": sum(len(v) for v in account.events.values())}
+            "events": sum(len(v) for v in account.events.values()), "anchor": account.anchor, "since": since,
+            "classic_events": shapes.classic_counts(account, since, account.anchor + 1)}
     print(json.dumps(info), flush=True)
     if args.ready_file:
         with open(args.ready_file, "w") as handle:

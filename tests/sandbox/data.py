@@ -63,6 +63,10 @@ class Account:
     events: dict = field(default_factory=dict)          # metric id -> [Event] sorted by (timestamp, id)
     keys: dict = field(default_factory=dict)            # metric id -> [(timestamp, id)] for bisect
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # what /api/events serves as null though the account knows it (see nullify): (type, id) -> names,
+    # "*" for the whole attributes member; and resources gone from `included` (deleted since)
+    served_null: dict = field(default_factory=dict)
+    not_included: set = field(default_factory=set)
     _serial: int = 0
 
     def metric_by_name(self, name, integration="Klaviyo"):
@@ -203,6 +207,8 @@ def generate(events=3000, seed=1, anchor=None, lists=4, segments=2):
         account.add_event(Event(anchor + days * 86400, account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))),
                                 profile_ids[days], metric["id"], {"Subject": "from the future"}))
     assert received == account.metric_by_name("Received Email")["id"]
+    from . import entities      # campaigns, flows, members...: their own random stream, so the above stays as it was
+    entities.populate(account, random.Random(f"entities:{seed}"))
     return account
 
 
@@ -215,3 +221,65 @@ def new_event(account, metric_name, timestamp, integration="Klaviyo", seed=0):
                   metric["id"], {"Subject": "added later", "n": account._serial})
     account.add_event(event)
     return event
+
+
+# Every value the spec lets Klaviyo send as null or leave out, one kind at a time (see nullify).
+NULL_KINDS = (
+    "event_without_profile",        # no profile relationship at all ("if available")
+    "profile_not_included",         # a profile relationship whose profile is not in `included`
+    "null_uuid", "null_event_properties",
+    "null_timestamp",               # timestamp null, datetime present
+    "null_times",                   # timestamp and datetime both null
+    "deleted_metric",               # the metric is gone from `included` (deleted after listing)
+    "null_profile_attributes", "null_profile_location", "null_profile_properties",
+    "null_suppression_timestamp",
+)
+
+
+def nullify(account, kind, metric_name="Received Email", count=3):
+    """Put one kind of null into the account; returns the ids it touched (events, profiles or the
+    metric). Events, and the profiles of the null_profile_ kinds and profile_not_included, are chosen
+    evenly among the metric's events before the anchor."""
+    if kind not in NULL_KINDS:
+        raise ValueError(f"unknown null kind {kind!r}; one of {', '.join(NULL_KINDS)}")
+    metric = account.metric_by_name(metric_name)
+    if kind == "deleted_metric":
+        account.not_included.add(("metric", metric["id"]))
+        return [metric["id"]]
+    if kind == "null_suppression_timestamp":
+        return _null_suppression_timestamps(account, count)
+    events = [e for e in account.events[metric["id"]] if e.timestamp < account.anchor and e.profile_id]
+    chosen = [events[(len(events) - 1) * n // max(1, count - 1)] for n in range(count)] if count > 1 else events[:1]
+    if kind.startswith("null_profile_") or kind == "profile_not_included":
+        touched = list(dict.fromkeys(e.profile_id for e in chosen))
+        for profile_id in touched:
+            member = kind[len("null_profile_"):]
+            if kind == "profile_not_included":
+                account.not_included.add(("profile", profile_id))
+            elif member == "attributes":
+                account.served_null.setdefault(("profile", profile_id), set()).add("*")
+            else:
+                account.profiles[profile_id]["attributes"][member] = None
+        return touched
+    for event in chosen:
+        if kind == "event_without_profile":
+            event.profile_id = None
+        elif kind == "null_uuid":
+            event.uuid = None
+        elif kind == "null_event_properties":
+            event.properties = None
+        else:
+            names = {"timestamp"} if kind == "null_timestamp" else {"timestamp", "datetime"}
+            account.served_null.setdefault(("event", event.id), set()).update(names)
+    return [e.id for e in chosen]
+
+
+def _null_suppression_timestamps(account, count):
+    """The latest suppression of `count` suppressed profiles loses its timestamp."""
+    touched = []
+    for profile in account.profiles.values():
+        suppressions = profile["attributes"]["subscriptions"]["email"]["marketing"]["suppression"]
+        if suppressions and profile["attributes"]["email"] and len(touched) < count:
+            max(suppressions, key=lambda s: s["timestamp"])["timestamp"] = None
+            touched.append(profile["id"])
+    return touched

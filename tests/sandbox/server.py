@@ -21,10 +21,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import orjson
 
 from . import data as sandbox_data
+from . import spec
+from . import entities
 
 API_KEY = "pk_sandbox_4f1c2e9a7b3d5f60a8e1c4b7d2f9e6a3c1"
 NO_EVENTS_KEY = "pk_sandbox_noevents_9d8c7b6a5f4e3d2c1b0a"
-ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read"}
+NO_CAMPAIGNS_FLOWS_KEY = "pk_sandbox_nocampaignsflows_7a6b5c4d3e2f1a0b9c8d"     # lacks campaigns:read, flows:read
+ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read", "campaigns:read",
+              "flows:read", "templates:read", "tags:read"}
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
@@ -32,16 +36,18 @@ FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slo
 
 
 class ApiFailure(Exception):
-    def __init__(self, status, code, detail, parameter=None, headers=None):
+    def __init__(self, status, code, detail, parameter=None, headers=None, pointer=None):
         super().__init__(detail)
         self.status, self.code, self.detail, self.parameter = status, code, detail, parameter
         self.headers = headers or {}
+        self.pointer = pointer      # a request-body error names its attribute, as Klaviyo's do
 
     def body(self):
         error = {"id": str(uuid.uuid4()), "status": self.status, "code": self.code,
                  "title": {400: "Invalid input.", 401: "Not authenticated.", 403: "Permission denied.",
                            404: "Not found.", 410: "Gone.", 429: "Request was throttled."}.get(self.status, "Error"),
-                 "detail": self.detail, "source": {"parameter": self.parameter} if self.parameter else {}}
+                 "detail": self.detail, "source": {"parameter": self.parameter} if self.parameter else
+                 {"pointer": self.pointer} if self.pointer else {}}
         return orjson.dumps({"errors": [error]})
 
 
@@ -64,7 +70,7 @@ class RateCounter:
         self.windows = {}
 
     def take(self, family, tier):
-        burst, steady = TIERS[tier]
+        burst, steady = TIERS[tier] if isinstance(tier, str) else tier    # a tier name or the spec's (burst, steady)
         burst, steady = max(1, int(burst * self.scale)), max(1, int(steady * self.scale))
         now = time.time()
         second, minute = int(now), int(now // 60)
@@ -170,11 +176,13 @@ class Sandbox:
         auth = headers.get("Authorization") or ""
         prefix = "Klaviyo-API-Key "
         key = auth[len(prefix):] if auth.startswith(prefix) else None
-        scopes = {API_KEY: ALL_SCOPES, NO_EVENTS_KEY: ALL_SCOPES - {"events:read"}}.get(key)
+        scopes = {API_KEY: ALL_SCOPES, NO_EVENTS_KEY: ALL_SCOPES - {"events:read"},
+                  NO_CAMPAIGNS_FLOWS_KEY: ALL_SCOPES - {"campaigns:read", "flows:read"}}.get(key)
         if scopes is None:
             raise ApiFailure(401, "not_authenticated", "Incorrect authentication credentials.")
-        if scope not in scopes:
-            raise ApiFailure(403, "permission_denied", f"Missing scope: {scope}. Give the key {scope} access.")
+        for needed in (scope,) if isinstance(scope, str) else scope:      # some endpoints need two
+            if needed not in scopes:
+                raise ApiFailure(403, "permission_denied", f"Missing scope: {needed}. Give the key {needed} access.")
         revision = headers.get("revision")
         if not revision:
             raise ApiFailure(400, "invalid", "Missing required header: revision", "revision")
@@ -185,6 +193,17 @@ class Sandbox:
         if base < self.retired_before:
             raise ApiFailure(410, "gone", f"Revision {revision} has been retired; use a newer revision.")
         return base
+
+    def check_spec(self, method, path, query, headers, body=None):
+        """Refuse what the published spec refuses at the request's revision (see spec.py): the key
+        must hold every scope the spec lists, and every parameter (and report body) must pass its
+        rules. A path the rules do not cover is left to the router."""
+        if spec.operation(method, path) is None:
+            return
+        revision = None
+        for scope in spec.scopes(method, path):
+            revision = self.authenticate(headers, scope)
+        spec.check_request(method, path, query, revision, body)
 
     def maybe_fault(self, handler, family, target):
         if self.options.fault_rate <= 0:
@@ -236,8 +255,8 @@ class Sandbox:
             return (f"{kind}_count" if counted else name, "XS" if counted else "L", f"{name}:read",
                     lambda q, r, b: self.group(name, parts[2], q))
         if name == "profiles" and len(parts) == 2:
-            return "profiles", "L", "profiles:read", self.profiles
-        raise ApiFailure(404, "not_found", f"No endpoint at {path}")
+            return entities.profiles_route(self, query)
+        return entities.route(self, parts, query)
 
     def _page_size(self, query, default, maximum):
         raw = query.get("page[size]")
@@ -275,7 +294,7 @@ class Sandbox:
                          for m in page], "links": self._links(base, query, token)}
 
     def events(self, query, revision, base):
-        maximum = 1000 if revision >= "2026-04-15" else 200
+        maximum = 1000 if revision >= "2026-01-15" else 200     # the spec: page[size] up to 1000 from 2026-01-15
         size = self._page_size(query, 200, maximum)
         metric_id, lower, upper = None, -math.inf, math.inf
         for op, name, raw in parse_filter(query.get("filter", "")) if query.get("filter") else []:
@@ -299,7 +318,7 @@ class Sandbox:
             raise ApiFailure(400, "invalid", f"Invalid sort field: {sort}", "sort")
         descending = sort.startswith("-")
         includes = set(filter(None, query.get("include", "").split(",")))
-        if includes - {"profile", "metric"}:
+        if includes - {"profile", "metric", "attributions"}:     # attributions: allowed, none served
             raise ApiFailure(400, "invalid", f"Invalid include: {query['include']}", "include")
         with self.account.lock:
             metric_ids = [metric_id] if metric_id else list(self.account.events)
@@ -331,20 +350,26 @@ class Sandbox:
         event_fields = query["fields[event]"].split(",") if "fields[event]" in query else None
         profile_fields = query["fields[profile]"].split(",") if "fields[profile]" in query else None
         metric_fields = query["fields[metric]"].split(",") if "fields[metric]" in query else None
-        data, included, seen = [], [], set()
+        # an event without a profile includes none; deleted resources are never included
+        data, included, seen = [], [], {("profile", None)} | self.account.not_included
+        served_null = self.account.served_null
         metrics = {m["id"]: m for m in self.account.metrics}
         for event in page:
             attributes = {"timestamp": event.timestamp, "datetime": sandbox_data.iso(event.timestamp),
                           "uuid": event.uuid, "event_properties": event.properties}
+            attributes.update(dict.fromkeys(served_null.get(("event", event.id), ())))
+            relationships = {} if event.profile_id is None else {
+                "profile": {"data": {"type": "profile", "id": event.profile_id}}}
+            relationships["metric"] = {"data": {"type": "metric", "id": event.metric_id}}
             data.append({"type": "event", "id": event.id, "attributes": _sparse(attributes, event_fields),
-                         "relationships": {"profile": {"data": {"type": "profile", "id": event.profile_id}},
-                                           "metric": {"data": {"type": "metric", "id": event.metric_id}}},
+                         "relationships": relationships,
                          "links": {"self": f"{self.base_url}/api/events/{event.id}/"}})
             if "profile" in includes and ("profile", event.profile_id) not in seen:
                 seen.add(("profile", event.profile_id))
                 profile = self.account.profiles[event.profile_id]
                 attrs = {k: v for k, v in profile["attributes"].items() if k != "subscriptions"}
-                included.append({"type": "profile", "id": profile["id"], "attributes": _sparse(attrs, profile_fields)})
+                attrs = None if "*" in served_null.get(("profile", profile["id"]), ()) else _sparse(attrs, profile_fields)
+                included.append({"type": "profile", "id": profile["id"], "attributes": attrs})
             if "metric" in includes and ("metric", event.metric_id) not in seen:
                 seen.add(("metric", event.metric_id))
                 metric = metrics[event.metric_id]
@@ -357,7 +382,7 @@ class Sandbox:
 
     def groups(self, name, query, revision, base):
         kind = name[:-1]
-        if "page[size]" in query and revision < "2026-07-15":
+        if "page[size]" in query and revision < "2026-04-15":
             raise ApiFailure(400, "invalid", "page[size] is not a valid parameter for this revision", "page[size]")
         size = self._page_size(query, 10, 10)
         fields = query[f"fields[{kind}]"].split(",") if f"fields[{kind}]" in query else None
@@ -382,29 +407,8 @@ class Sandbox:
         return {"data": {"type": kind, "id": found["id"], "attributes": _sparse(attributes, fields)}}
 
     def profiles(self, query, revision, base):
-        size = self._page_size(query, 20, 100)
-        reason = None
-        for op, name, raw in parse_filter(query["filter"]) if "filter" in query else []:
-            if op == "equals" and name == "subscriptions.email.marketing.suppression.reason":
-                reason = _quoted(raw)
-                if reason not in sandbox_data.REASONS:
-                    raise ApiFailure(400, "invalid", f"Invalid suppression reason {reason!r}", "filter")
-            else:
-                raise ApiFailure(400, "invalid", f"Unsupported filter on profiles: {op}({name})", "filter")
-        additional = (query.get("additional-fields[profile]") or "").split(",")
-        fields = query["fields[profile]"].split(",") if "fields[profile]" in query else None
-        chosen = [p for p in self.account.profiles.values() if reason is None or any(
-            s["reason"] == reason for s in p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"])]
-        offset = int(_uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
-        page = chosen[offset:offset + size]
-        token = _cursor(str(offset + size)) if offset + size < len(chosen) else None
-        data = []
-        for profile in page:
-            attributes = dict(profile["attributes"])
-            if "subscriptions" not in additional:
-                attributes.pop("subscriptions")
-            data.append({"type": "profile", "id": profile["id"], "attributes": _sparse(attributes, fields)})
-        return {"data": data, "links": self._links(base, query, token)}
+        # filters on updated/created, sorts, predictive_analytics: see entities.profiles
+        return entities.profiles(self, query, revision, base)
 
     # --- admin --------------------------------------------------------------------------------
     def dump(self):
@@ -417,6 +421,7 @@ class Sandbox:
             "segments": account.segments,
             "events": [{"id": e.id, "timestamp": e.timestamp, "uuid": e.uuid, "profile_id": e.profile_id,
                         "metric_id": e.metric_id, "event_properties": e.properties} for e in account.all_events()],
+            **entities.dump(account),
         }
 
     def count(self, key, family=None):
@@ -457,11 +462,12 @@ class Handler(BaseHTTPRequestHandler):
         try:
             family, tier, scope, endpoint = sandbox.route(parts.path, query)
             revision = sandbox.authenticate(self.headers, scope)
+            sandbox.check_spec("GET", parts.path, query, self.headers)
             sandbox.count("requests", family)
             fault = sandbox.maybe_fault(self, family, self.path)
             if fault is True:
                 return
-            rate_headers = sandbox.rates.take(family, tier)
+            rate_headers = sandbox.rates.take(family, spec.rate_limit("GET", parts.path, query, revision) or tier)
             if sandbox.options.latency:
                 time.sleep(sandbox.options.latency)
             body = _dumps(endpoint(query, revision, sandbox.base_url + parts.path))
@@ -488,6 +494,12 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
+        if parts.path.startswith("/api/"):
+            try:
+                self.sandbox.check_spec("POST", parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
+                                        self.headers, payload)
+            except ApiFailure as failure:
+                return self.send_raw(failure.status, failure.body(), "application/vnd.api+json", failure.headers)
         if parts.path == "/__sandbox/events":
             created = [sandbox_data.new_event(self.sandbox.account, item["metric_name"], item["timestamp"],
                                               item.get("integration", "Klaviyo"))
@@ -497,6 +509,9 @@ class Handler(BaseHTTPRequestHandler):
             with self.sandbox.stats_lock:
                 self.sandbox.stats.update({"requests": 0, "throttled": 0, "faults": 0, "by_family": {}})
             return self.send_raw(200, b"{}", "application/json")
+        answer = entities.admin_post(self.sandbox.account, parts.path, payload)
+        if answer is not None:
+            return self.send_raw(answer[0], orjson.dumps(answer[1]), "application/json")
         self.send_raw(404, b"{}", "application/json")
 
 

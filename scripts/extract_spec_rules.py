@@ -1,0 +1,400 @@
+"""Extract the request rules the sandbox enforces from Klaviyo's published OpenAPI spec.
+
+Reads `openapi/stable.json` of each revision branch of a local clone of klaviyo/openapi and writes
+tests/sandbox/spec_rules.json: per operation the query parameters each revision accepts (with
+their enums and bounds), filter fields and operators, required filters, rate limits, scopes and,
+for the two report operations, the request-body rules. Consecutive revisions with identical rules
+are merged into one range so the file stays small and a diff shows what a revision changed.
+
+    .venv/bin/python scripts/extract_spec_rules.py                 # rewrite the committed file
+    .venv/bin/python scripts/extract_spec_rules.py --output -      # print instead
+
+Everything comes from the spec text; where a rule lives only in prose (filter operators, the
+campaign channel filter, tiers that change with additional-fields, report group-by and interval
+limits) the prose is parsed and a change in its wording fails loudly here rather than silently
+loosening the sandbox.
+"""
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MIRROR = Path("/work/.mirror/klaviyo+openapi/repo")
+DEFAULT_OUTPUT = ROOT / "tests" / "sandbox" / "spec_rules.json"
+SPEC_FILE = "openapi/stable.json"
+
+# Revision -> branch holding its spec. Klaviyo has published no 2026-10-15 branch; the tap's
+# default revision behaves as 2026-07-15 (the newest published one).
+BRANCHES = {
+    "2025-01-15": "2025-01-15",
+    "2025-04-15": "2025-04-15",
+    "2025-07-15": "2025-07-15",
+    "2025-10-15": "2025-10-15",
+    "2026-01-15": "2026-01-15",
+    "2026-04-15": "2026-04-15",
+    "2026-07-15": "2026-07-15",
+    "2026-10-15": "2026-07-15",
+}
+
+OPERATIONS = (
+    ("GET", "/api/metrics"),
+    ("GET", "/api/events"),
+    ("GET", "/api/lists"),
+    ("GET", "/api/lists/{id}"),
+    ("GET", "/api/segments"),
+    ("GET", "/api/segments/{id}"),
+    ("GET", "/api/profiles"),
+    ("GET", "/api/campaigns"),
+    ("GET", "/api/campaigns/{id}/campaign-messages"),
+    ("GET", "/api/flows"),
+    ("GET", "/api/flows/{id}/flow-actions"),
+    ("GET", "/api/flow-actions/{id}/flow-messages"),
+    ("GET", "/api/templates"),
+    ("GET", "/api/tags"),
+    ("GET", "/api/lists/{id}/profiles"),
+    ("GET", "/api/segments/{id}/profiles"),
+    ("POST", "/api/campaign-values-reports"),
+    ("POST", "/api/flow-series-reports"),
+)
+
+# Klaviyo's published tiers (burst per second, steady per minute); L's steady limit moved from
+# 700 to 750 in 2026-01-15.
+TIER_NAMES = {(1, 15): "XS", (3, 60): "S", (10, 150): "M", (75, 700): "L", (75, 750): "L", (350, 3500): "XL"}
+
+_ALLOWED_FILTERS = re.compile(r"Allowed field\(s\)/operator\(s\):<br>(.*)$", re.S)
+_FILTER_ENTRY = re.compile(r"^`([^`]+)`: (`[^`]+`(?:, `[^`]+`)*)$")
+_CONDITIONAL_LIMIT = re.compile(
+    r"Rate limits when using the `([^`=]+)=([^`]+)` parameter in your API request:<br>"
+    r"Burst: `(\d+)/s`<br>Steady: `(\d+)/m`")
+_REQUIRED_FILTER_SENTENCE = re.compile(r"(A [a-z ]+ filter is required[^.\n]*\.)")
+_EXAMPLE_CALL = re.compile(r"^([a-z-]+)\(([^,()]+),")
+_SIZE_DESCRIPTION = re.compile(r"Default: (\d+)\. Min: (\d+)\. Max: (\d+)\.")
+
+
+class SpecError(Exception):
+    pass
+
+
+def git(mirror, *args):
+    return subprocess.run(["git", "-C", str(mirror), *args], check=True, capture_output=True, text=True).stdout
+
+
+def load_spec(mirror, branch):
+    return json.loads(git(mirror, "show", f"{branch}:{SPEC_FILE}"))
+
+
+class Resolver:
+    """Follows the spec's local $refs."""
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def __call__(self, node):
+        seen = 0
+        while isinstance(node, dict) and "$ref" in node:
+            seen += 1
+            if seen > 50:
+                raise SpecError(f"$ref loop at {node['$ref']}")
+            target = self.spec
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+
+def resource_type(resolve, operation, method):
+    """The JSON:API type the operation serves (or, for a POST, accepts): names it in error details."""
+    if method == "POST":
+        schema = resolve(operation["requestBody"]["content"]["application/vnd.api+json"]["schema"])
+    else:
+        schema = resolve(operation["responses"]["200"]["content"]["application/vnd.api+json"]["schema"])
+    data = resolve(resolve(schema["properties"]["data"]))
+    if data.get("type") == "array":
+        data = resolve(data["items"])
+    for part in [data] + [resolve(member) for member in data.get("allOf", [])]:
+        if "type" in part.get("properties", {}):
+            return resolve(part["properties"]["type"])["enum"][0]
+    raise SpecError(f"{operation['operationId']}: no resource type in its document schema")
+
+
+def filter_fields(parameter):
+    """'`metric_id`: `equals`<br>`datetime`: `greater-or-equal`, ...' -> {field: [operators]}."""
+    match = _ALLOWED_FILTERS.search(parameter.get("description", ""))
+    if not match:
+        raise SpecError(f"filter description without an 'Allowed field(s)/operator(s)' list: {parameter!r}")
+    fields = {}
+    for entry in match.group(1).split("<br>"):
+        entry_match = _FILTER_ENTRY.match(entry.strip())
+        if not entry_match:
+            raise SpecError(f"unreadable filter entry {entry!r}")
+        fields[entry_match.group(1)] = sorted(op.strip("` ") for op in entry_match.group(2).split(","))
+    return fields
+
+
+def query_parameter(resolve, parameter):
+    schema = resolve(parameter.get("schema", {}))
+    name = parameter["name"]
+    rule = {}
+    if parameter.get("required"):
+        rule["required"] = True
+    if name == "filter":
+        rule["fields"] = filter_fields(parameter)
+    elif name == "page[size]":
+        rule.update(default=schema.get("default"), min=schema.get("minimum"), max=schema.get("maximum"))
+        described = _SIZE_DESCRIPTION.search(parameter.get("description", ""))
+        if described and [int(x) for x in described.groups()] != [rule["default"], rule["min"], rule["max"]]:
+            raise SpecError(f"page[size] description disagrees with its schema: {parameter!r}")
+        if None in (rule["min"], rule["max"]):
+            raise SpecError(f"page[size] without bounds: {parameter!r}")
+    elif schema.get("type") == "array":
+        items = resolve(schema.get("items", {}))
+        if "enum" in items:
+            rule["enum"] = sorted(items["enum"])
+    elif "enum" in schema:
+        rule["enum"] = sorted(schema["enum"])
+    elif schema.get("type") not in (None, "string"):
+        rule["type"] = schema["type"]
+    return rule
+
+
+def limit(burst, steady, daily=None):
+    value = {"burst": burst, "steady": steady}
+    if daily is not None:
+        value["daily"] = daily
+    tier = TIER_NAMES.get((burst, steady))
+    if tier:
+        value["tier"] = tier
+    return value
+
+
+def rate_limits(operation):
+    declared = operation.get("x-klaviyo-ratelimit")
+    if not declared:
+        raise SpecError(f"{operation['operationId']} has no x-klaviyo-ratelimit")
+
+    def per(text, unit):
+        number, _, got = text.partition("/")
+        if got != unit:
+            raise SpecError(f"{operation['operationId']}: rate {text!r} is not per {unit}")
+        return int(number)
+
+    base = limit(per(declared["burst"], "s"), per(declared["steady"], "m"),
+                 per(declared["daily"], "d") if "daily" in declared else None)
+    conditional = []
+    for name, value, burst, steady in _CONDITIONAL_LIMIT.findall(operation.get("description", "")):
+        entry = limit(int(burst), int(steady))
+        entry.update(parameter=name, value=value)
+        conditional.append(entry)
+    if "additional-fields" in operation.get("description", "").split("*Rate limits*")[-1] and not conditional:
+        raise SpecError(f"{operation['operationId']}: unreadable additional-fields rate limit")
+    return base, conditional
+
+
+def _names(text):
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def report_filter(description, operation_id):
+    """The report body's `filter` prose -> {attribute: [operators]} and allowed send_channel values."""
+    fields = {}
+    old = re.search(r"Allowed filters are ([^.]+)\.\nAllowed operators are ([^.]+)\.", description)
+    if old:
+        for name in _names(old.group(1)):
+            fields[name] = sorted(_names(old.group(2)))
+    for _kind, names, ops in re.findall(r"(Scalar|List) attributes \(([^)]*)\): Supported operators: ([^.]+)\.",
+                                         description):
+        for name in _names(names):
+            fields[name] = sorted(_names(ops))
+    if not fields:
+        raise SpecError(f"{operation_id}: unreadable report filter description {description!r}")
+    channels = re.search(r"When filtering on send_channel, allowed values are ([^.]+)\.", description)
+    items = re.search(r"Max of (\d+) (?:items|messages) per", description)
+    rule = {"fields": fields, "one_per_attribute": "Only one filter can be used per attribute" in description}
+    if channels:
+        rule["send_channel"] = sorted(_names(channels.group(1)))
+    if items:
+        rule["max_list_items"] = int(items.group(1))
+    return rule
+
+
+def report_body(resolve, operation):
+    operation_id = operation["operationId"]
+    request = resolve(operation["requestBody"]["content"]["application/vnd.api+json"]["schema"])
+    data = resolve(request["properties"]["data"])
+    attributes = resolve(data["properties"]["attributes"])
+    properties = {name: resolve(value) for name, value in attributes["properties"].items()}
+    body = {
+        "type": resolve(data["properties"]["type"])["enum"][0],
+        "attributes": sorted(properties),
+        "required": sorted(attributes.get("required", [])),
+        "statistics": sorted(resolve(properties["statistics"]["items"])["enum"]),
+    }
+    timeframe = properties["timeframe"]
+    years = re.search(r"(\d+) year", timeframe.get("description", ""))
+    if not years:
+        raise SpecError(f"{operation_id}: timeframe without a maximum length")
+    body["timeframe_max_years"] = int(years.group(1))
+    for choice in map(resolve, timeframe["oneOf"]):
+        members = {name: resolve(value) for name, value in choice["properties"].items()}
+        if "key" in members:
+            body["timeframe_keys"] = sorted(members["key"]["enum"])
+        else:
+            body["custom_timeframe"] = {"fields": sorted(members), "required": sorted(choice.get("required", []))}
+    if "interval" in properties:
+        interval = properties["interval"]
+        body["interval"] = sorted(interval["enum"])
+        body["interval_max_days"] = {}
+        for name, count, unit in re.findall(r"If (\w+) is used, the timeframe cannot be longer than (\d+) (day|week)s",
+                                            interval.get("description", "")):
+            body["interval_max_days"][name] = int(count) * (7 if unit == "week" else 1)
+    if "group_by" in properties:
+        group_by = properties["group_by"]
+        description = group_by.get("description", "")
+        required = re.search(r"The following group by attributes are required: ([^.\n]+)", description)
+        default = re.search(r"If not passed in, the data will be grouped by ([^.\n]+)", description)
+        if not (required and default):
+            raise SpecError(f"{operation_id}: unreadable group_by description {description!r}")
+        body["group_by"] = sorted(resolve(group_by["items"])["enum"])
+        body["group_by_required"] = sorted(_names(required.group(1)))
+        body["group_by_default"] = _names(default.group(1))
+    if "filter" in properties:
+        body["filter"] = report_filter(properties["filter"].get("description", ""), operation_id)
+    return body
+
+
+def operation_rules(spec, method, path):
+    """The rules of one operation in one revision's spec, or None when the revision lacks it."""
+    operation = spec["paths"].get(path, {}).get(method.lower())
+    if operation is None:
+        return None
+    resolve = Resolver(spec)
+    params = {}
+    for parameter in map(resolve, operation.get("parameters", [])):
+        if parameter["in"] == "query":
+            params[parameter["name"]] = query_parameter(resolve, parameter)
+    base, conditional = rate_limits(operation)
+    rules = {
+        "operation_id": operation["operationId"],
+        "resource": resource_type(resolve, operation, method),
+        "params": params,
+        "rate_limit": base,
+        "scopes": sorted(operation.get("x-klaviyo-scopes", [])),
+    }
+    if conditional:
+        rules["rate_limit_when"] = conditional
+    filter_parameter = next((resolve(p) for p in operation.get("parameters", [])
+                             if resolve(p)["name"] == "filter" and resolve(p).get("required")), None)
+    if filter_parameter is not None:
+        # The spec states which filter is required only in prose and in the parameter's example
+        # ("equals(messages.channel,'email')"); both are recorded so the sandbox can say it as Klaviyo does.
+        example = _EXAMPLE_CALL.match(resolve(filter_parameter.get("schema", {})).get("example", ""))
+        sentence = _REQUIRED_FILTER_SENTENCE.search(operation.get("description", ""))
+        if not example or example.group(2) not in params["filter"]["fields"]:
+            raise SpecError(f"{operation['operationId']}: required filter without a usable example")
+        params["filter"]["required_field"] = example.group(2)
+        if sentence:
+            params["filter"]["required_detail"] = sentence.group(1)
+    if method == "POST":
+        rules["body"] = report_body(resolve, operation)
+    return rules
+
+
+def merged(per_revision):
+    """[(revision, rules)] in revision order -> ranges of consecutive identical rules."""
+    ranges = []
+    for revision, rules in per_revision:
+        if ranges and ranges[-1][1] == rules:
+            ranges[-1][0][1] = revision
+        else:
+            ranges.append(([revision, revision], rules))
+    out = []
+    for span, rules in ranges:
+        entry = {"revisions": span}
+        if rules is None:
+            entry["absent"] = True
+        else:
+            entry.update(rules)
+        out.append(entry)
+    return out
+
+
+def build(mirror):
+    specs, commits = {}, {}
+    for branch in dict.fromkeys(BRANCHES.values()):
+        specs[branch] = load_spec(mirror, branch)
+        commits[branch] = git(mirror, "rev-parse", branch).strip()
+    provenance = {
+        "source": "github.com/klaviyo/openapi, " + SPEC_FILE + " of each revision branch",
+        "generated_by": "scripts/extract_spec_rules.py",
+        "branches": {revision: {"branch": branch, "commit": commits[branch]} for revision, branch in BRANCHES.items()},
+        "note": "2026-10-15 has no published branch and is taken to equal 2026-07-15",
+    }
+    operations = {}
+    for method, path in OPERATIONS:
+        per_revision = [(revision, operation_rules(specs[branch], method, path)) for revision, branch in BRANCHES.items()]
+        operations[f"{method} {path}"] = merged(per_revision)
+    return {"provenance": provenance, "revisions": list(BRANCHES), "enums": shared_enums(operations),
+            "operations": operations}
+
+
+def shared_enums(operations, longest_inline=12):
+    """Moves each long enum into one table entry and leaves its name in its place.
+
+    The same profile and flow-action field lists recur across operations and revision ranges;
+    stored once, they no longer dominate the file. An entry is named after where it first appears.
+    """
+    table, names = {}, {}
+    for key, ranges in operations.items():
+        for entry in ranges:
+            for name, rule in entry.get("params", {}).items():
+                values = rule.get("enum")
+                if values is None or len(values) <= longest_inline:
+                    continue
+                frozen = tuple(values)
+                if frozen not in names:
+                    names[frozen] = f"{key} {name} {entry['revisions'][0]}"
+                    table[names[frozen]] = values
+                rule["enum"] = names[frozen]
+    return table
+
+
+def render(value, indent=0):
+    """JSON with objects indented and lists of scalars on one line: small, and diffs stay readable."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = [f'{pad} {json.dumps(key)}: {render(item, indent + 1)}' for key, item in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        items = [f"{pad} {render(item, indent + 1)}" for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    return json.dumps(value)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mirror", type=Path, default=DEFAULT_MIRROR, help="git directory of a klaviyo/openapi clone")
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="file to write, or - for stdout")
+    args = parser.parse_args(argv)
+    if not args.mirror.exists():
+        print(f"extract_spec_rules: no klaviyo/openapi clone at {args.mirror}; pass --mirror", file=sys.stderr)
+        return 1
+    try:
+        text = render(build(args.mirror)) + "\n"
+    except (SpecError, subprocess.CalledProcessError) as error:
+        detail = error.stderr.strip() if isinstance(error, subprocess.CalledProcessError) else error
+        print(f"extract_spec_rules: {detail}", file=sys.stderr)
+        return 1
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The API revisions the tap supports, and what Klaviyo's published spec allows in each of them.
+
+Every fact here was read from the spec's branch of that revision (klaviyo/openapi, one branch per
+revision; 2026-10-15 publishes the same as 2026-07-15 for these endpoints). A revision is served
+for two years after its date, so the oldest one listed is the oldest Klaviyo still answers; drop a
+revision here when it retires and add each new one once its spec has been read.
+"""
+
+SUPPORTED = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",
+             "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
+NEWEST = SUPPORTED[-1]
+
+# endpoint -> ((first revision with page[size], its maximum), ...), latest first. An endpoint
+# absent here, or a revision before its first entry, has no page[size]: sending it is a 400.
+_PAGE_SIZES = {
+    "events": (("2026-01-15", 1000),),
+    "profiles": (("2025-01-15", 100),),
+    "lists": (("2026-04-15", 10),),
+    "segments": (("2026-04-15", 10),),
+    "campaigns": (("2026-04-15", 100),),
+    "campaign_messages": (),
+    "flows": (("2025-01-15", 50),),
+    "flow_actions": (("2025-01-15", 50),),
+    "flow_messages": (("2025-01-15", 50),),
+    "templates": (("2026-04-15", 10),),
+    "tags": (("2026-04-15", 50),),
+    "list_profiles": (("2025-01-15", 100),),
+    "segment_profiles": (("2025-01-15", 100),),
+    "metrics": (),
+}
+
+# JSON:API type -> ((first revision, attributes of the newest revision it lacks), ...), latest first.
+# The opt-in streams' schemas follow the newest revision; an older one cannot be asked for these
+# (a sparse fieldset naming one is a 400) and its rows leave them out. Types absent here have had
+# the same attributes in every supported revision.
+_ABSENT_ATTRIBUTES = {
+    "flow-action": (("2025-10-15", ()), ("2025-01-15", ("definition",))),
+    "flow-message": (("2026-01-15", ()), ("2025-10-15", ("channel",)), ("2025-01-15", ("definition",))),
+    "template": (("2026-04-15", ()), ("2025-01-15", ("definition",))),
+}
+
+# tier -> ((first revision, (burst per second, steady per minute)), ...), latest first
+_TIERS = {
+    "XS": (("2025-01-15", (1, 15)),),
+    "S": (("2025-01-15", (3, 60)),),
+    "M": (("2025-01-15", (10, 150)),),
+    "L": (("2026-01-15", (75, 750)), ("2025-01-15", (75, 700))),
+    "XL": (("2025-01-15", (350, 3500)),),
+    # the reporting endpoints (campaign-values, flow-series reports) have limits of their own
+    "reporting": (("2025-01-15", (1, 2)),),
+}
+# ... and a daily budget the tap cannot pace: it is shared with every other app using the account
+REPORT_REQUESTS_PER_DAY = 225
+# report bodies take `group_by` from this revision; before it they are grouped by the defaults
+# (campaign_id, campaign_message_id, send_channel / flow_id, flow_message_id, send_channel)
+_REPORT_GROUP_BY_SINCE = "2025-10-15"
+
+
+def base(revision):
+    """The stable revision a header names: a beta ('2026-04-15.pre') has its base's parameters."""
+    return revision[:-4] if revision.endswith(".pre") else revision
+
+
+def is_supported(revision):
+    return base(revision) in SUPPORTED
+
+
+def _lookup(table, revision):
+    wanted = base(revision)
+    for since, value in table:
+        if wanted >= since:
+            return value
+    return None
+
+
+def in_force(table, revision):
+    """The value of a ((first revision, value), ...) table, latest first, that holds in revision."""
+    return _lookup(table, revision)
+
+
+def page_size(endpoint, revision):
+    """The largest page[size] the spec allows for endpoint in revision; None when the parameter does
+    not exist there (then the request must not send it, and gets the endpoint's fixed page)."""
+    return _lookup(_PAGE_SIZES[endpoint], revision)
+
+
+def tier_limits(tier, revision):
+    """(burst per second, steady per minute) of a rate tier in revision."""
+    return _lookup(_TIERS[tier], revision) or _TIERS[tier][-1][1]
+
+
+def absent_attributes(resource, revision):
+    """Attributes of the newest revision that JSON:API type `resource` does not have in revision."""
+    return frozenset(_lookup(_ABSENT_ATTRIBUTES.get(resource, ()), revision) or ())
+
+
+def report_group_by(revision):
+    """Whether a report body may carry `group_by` in revision (sending it before is a 400)."""
+    return base(revision) >= _REPORT_GROUP_BY_SINCE

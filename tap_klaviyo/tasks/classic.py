@@ -1,0 +1,70 @@
+"""The two classic full tables: `lists` (lists and segments, with profile counts) and
+`global_exclusions` (email-suppressed profiles)."""
+from .. import revisions
+from ..engine import Page
+from ..output import record_lines, time_extracted
+from ..rows import SUPPRESSION_REASONS, exclusion_row, list_row
+
+
+class GroupCollection:
+    """All lists (or all segments), each with its profile count from the per-id call."""
+
+    def __init__(self, stream, kind):
+        self.stream = stream
+        self.kind = kind            # "list" or "segment"
+
+    def run(self, client, config):
+        path = f"/api/{self.kind}s"
+        params = {f"fields[{self.kind}]": "name,created,updated"}
+        size = revisions.page_size(f"{self.kind}s", config.revision)
+        if size:
+            params["page[size]"] = size
+        for resources, last in client.pages(f"{self.kind}s", path, params, lambda doc, last: (doc["data"], last)):
+            # the count calls are requests of their own, made outside the page's decoding
+            rows = [list_row(resource, self.kind, self._profile_count(client, config, path, resource["id"]))
+                    for resource in resources]
+            yield Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+
+    def _profile_count(self, client, config, path, resource_id):
+        if not config.list_person_count:
+            return None
+        document = client.get(f"{self.kind}_count", client.url(f"{path}/{resource_id}"), {
+            f"additional-fields[{self.kind}]": "profile_count",
+            f"fields[{self.kind}]": "profile_count",
+        })
+        return ((document.get("data") or {}).get("attributes") or {}).get("profile_count")
+
+
+class SuppressedProfiles:
+    """Profiles suppressed for one reason; each profile is emitted only by the query of its latest
+    reason, so the five queries never emit the same email twice."""
+
+    def __init__(self, stream, reason):
+        self.stream = stream
+        self.reason = reason
+
+    def run(self, client, config):
+        params = {
+            "filter": f'equals(subscriptions.email.marketing.suppression.reason,"{self.reason}")',
+            "additional-fields[profile]": "subscriptions",
+            "fields[profile]": "email,subscriptions",
+        }
+        size = revisions.page_size("profiles", config.revision)
+        if size:
+            params["page[size]"] = size
+        classic_reason = SUPPRESSION_REASONS[self.reason]
+
+        def page(document, last):
+            rows = [row for row in map(exclusion_row, document["data"])
+                    if row is not None and row["reason"] == classic_reason]
+            return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+
+        yield from client.pages("profiles", "/api/profiles", params, page)
+
+
+def plan_lists(stream, context):
+    return [(GroupCollection(stream, kind), 0) for kind in ("list", "segment")]
+
+
+def plan_exclusions(stream, context):
+    return [(SuppressedProfiles(stream, reason), 0) for reason in SUPPRESSION_REASONS]

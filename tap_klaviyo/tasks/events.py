@@ -1,0 +1,131 @@
+"""Event streams: the ten classic metric tables (one unit per Klaviyo metric) and `events` (every
+metric, or the ones config names)."""
+import logging
+
+from .. import revisions, timeutil
+from .. import state as bookmarks
+from ..engine import Watermark
+from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
+from ..streams import KLAVIYO_INTEGRATION
+from .ranges import RangeReader, RangeScan
+
+LOGGER = logging.getLogger("tap_klaviyo")
+
+
+def all_metrics(context):
+    """(id, name, integration name) of every metric of the account, fetched once per run."""
+    def fetch():
+        found = []
+        params = {"fields[metric]": "name,integration"}
+        for document in context.client.pages("metrics", "/api/metrics", params):
+            for metric in document["data"]:
+                attributes = metric.get("attributes") or {}
+                found.append((metric["id"], attributes.get("name"),
+                              (attributes.get("integration") or {}).get("name")))
+        return found
+    return context.once("metrics", fetch)
+
+
+def _datetime_filter(lower, upper, metric_id=None):
+    window = (f"greater-or-equal(datetime,{timeutil.to_filter(lower)}),"
+              f"less-than(datetime,{timeutil.to_filter(upper)})")
+    return f'equals(metric_id,"{metric_id}"),{window}' if metric_id else window
+
+
+def _event_params(config, **more):
+    params = {"sort": "datetime", **more}
+    size = revisions.page_size("events", config.revision)
+    if size:
+        params["page[size]"] = size
+    return params
+
+
+def _page_size(config):
+    return revisions.page_size("events", config.revision) or 200
+
+
+def _parts_allowed(config, units):
+    # enough cursors per unit that the pool stays busy, never fewer than two where data is dense
+    return max(2, config.concurrency // max(1, units))
+
+
+def _begin(context, stream, legacy_keys=()):
+    config = context.config
+    begin = bookmarks.since(context.state, stream.name, legacy_keys)
+    begin = config.start_date if begin is None else begin
+    if begin > context.started:
+        LOGGER.warning("stream %s: bookmark %s is after the sync start; reading from %s",
+                       stream.name, timeutil.to_bookmark(begin), timeutil.to_bookmark(context.started))
+        begin = context.started
+    return begin
+
+
+def plan_classic(stream, context):
+    config = context.config
+    chosen = [(mid, name) for mid, name, integration in all_metrics(context)
+              if integration == KLAVIYO_INTEGRATION and name in stream.metric_names]
+    if not chosen:
+        LOGGER.warning("stream %s: the account has no Klaviyo metric named %s; no rows, bookmark unchanged",
+                       stream.name, " or ".join(repr(n) for n in stream.metric_names))
+        return []
+    begin = _begin(context, stream, [mid for mid, _ in chosen])
+    lower = begin - config.lookback_minutes * 60
+    watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
+    parts = _parts_allowed(config, 10)
+    tasks = []
+    for metric_id, metric_name in chosen:
+        def rows(document, lo, hi, metric_id=metric_id, metric_name=metric_name):
+            return [(row["timestamp"], row) for row in event_rows(document, metric_id, metric_name, lo, hi)]
+        reader = RangeReader("events", "/api/events", _event_params(
+            config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
+                                                  "fields[metric]": "name"}),
+            lambda lo, hi, metric_id=metric_id: _datetime_filter(lo, hi, metric_id), rows, _page_size(config))
+        scan = RangeScan(stream, metric_id, lower, context.started, reader, parts)
+        watermark.plan(metric_id, [scan])
+        tasks.append((scan, scan.lower))
+    LOGGER.info("stream %s: metrics %s, from %s to %s", stream.name,
+                ", ".join(f"{name} ({mid})" for mid, name in chosen), timeutil.to_bookmark(lower),
+                timeutil.to_bookmark(context.started))
+    return tasks
+
+
+def plan_events(stream, context):
+    """All events, or those of config event_metrics (names or ids), as API-shaped rows."""
+    config = context.config
+    metrics = all_metrics(context)
+    names = {mid: name for mid, name, _ in metrics}
+    wanted = config.event_metrics
+    if wanted:
+        units = [mid for mid, name, _ in metrics if mid in wanted or name in wanted]
+        unknown = [w for w in wanted if w not in names and w not in names.values()]
+        if unknown:
+            LOGGER.warning("stream events: config event_metrics names %s, which the account does not have",
+                           ", ".join(repr(u) for u in unknown))
+        if not units:
+            LOGGER.warning("stream events: no metric of event_metrics exists; no rows, bookmark unchanged")
+            return []
+    else:
+        units = [None]      # one cursor over every metric: the fewest requests
+    begin = _begin(context, stream)
+    lower = begin - config.lookback_minutes * 60
+    watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
+    chosen = context.columns.get(stream.name)      # None: every column
+    # timestamp and datetime place an event in its range: asked for even when deselected
+    fields = ",".join(["timestamp", "datetime"] + [f for f in ("uuid", "event_properties")
+                                                    if chosen is None or f in chosen])
+    keep = None if chosen is None else set(chosen) | {"id", "datetime"}
+
+    def rows(document, lo, hi):
+        pairs = [(row["timestamp"], row) for row in api_event_rows(document, names, lo, hi)]
+        if keep is None:
+            return pairs
+        return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
+    tasks = []
+    for unit in units:
+        reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
+                             lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config))
+        scan = RangeScan(stream, unit or "all", lower, context.started, reader,
+                         _parts_allowed(config, len(units) + 10))
+        watermark.plan(unit or "all", [scan])
+        tasks.append((scan, scan.lower))
+    return tasks

@@ -1,0 +1,1228 @@
+"""Klaviyo beyond the classic tables: campaigns and their messages, flows with their actions and
+messages, templates, tags, list and segment members, other integrations' events, the profile
+attributes the classic tables never read, and the endpoints that serve them.
+
+Shapes follow the published spec, revision 2026-07-15 (= 2026-10-15); flow actions and flow
+messages are also served in their shapes before 2025-10-15, which were different resources.
+Everything here is drawn from its own random stream after data.generate() has built the classic
+account, so the classic data stays exactly what it was; classic values are never changed, only
+keys the classic account lacked are added.
+"""
+import bisect
+import calendar
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from . import data as sandbox_data
+from . import server as api
+
+iso = sandbox_data.iso
+DAY = 86400
+YEAR = sandbox_data.YEAR
+WOOCOMMERCE = {"id": "Wc7pQ3", "name": "WooCommerce", "category": "eCommerce"}
+
+# metric name, integration, share of the extra events; "Placed Order" again under another
+# integration: metric names are not unique, the (name, integration) pair is
+EXTRA_METRICS = (
+    ("Ordered Product", sandbox_data.SHOPIFY, 5),
+    ("Started Checkout", sandbox_data.SHOPIFY, 4),
+    ("Fulfilled Order", sandbox_data.SHOPIFY, 2),
+    ("Placed Order", WOOCOMMERCE, 2),
+    ("Sent SMS", sandbox_data.KLAVIYO, 3),
+    ("Clicked SMS", sandbox_data.KLAVIYO, 2),
+    ("Received Push", sandbox_data.KLAVIYO, 2),
+    ("Opened Push", sandbox_data.KLAVIYO, 1),
+)
+CHANNELS = ("email", "sms", "mobile_push")
+CAMPAIGNS_PER_CHANNEL = {"email": 14, "sms": 8, "mobile_push": 5}
+TEMPLATES = 23
+TAG_GROUPS = (("Default", False, True), ("Season", True, False), ("Audience", False, False))
+TAGS = (("Black Friday", 1), ("Holiday", 1), ("Spring", 1), ("Summer", 1), ("VIP", 2), ("Winback", 2),
+        ("New customers", 2), ("Newsletter", 0), ("Welcome", 0), ("Abandoned cart", 0), ("Loyalty", 0), ("Test", 0))
+# name, trigger_type, status, archived, the chain of action types
+FLOWS = (
+    ("Welcome Series", "Added to List", "live", False,
+     ("send-email", "time-delay", "send-email", "conditional-split", "send-sms", "send-email")),
+    ("Abandoned Cart", "Metric", "live", False, ("time-delay", "send-email", "time-delay", "send-mobile-push", "send-email")),
+    ("Browse Abandonment", "Metric", "manual", False, ("time-delay", "send-email", "update-profile")),
+    ("Post-Purchase Thank You", "Metric", "live", False, ("time-delay", "send-email", "send-webhook", "send-sms")),
+    ("Winback", "Metric", "draft", True, ("send-email", "time-delay", "conditional-split", "send-email")),
+    ("Happy Birthday", "Date Based", "live", False, ("send-email",)),
+    ("Low Inventory Alert", "Low Inventory", "manual", False, ("send-email", "send-mobile-push")),
+    ("Price Drop", "Price Drop", "live", False, ("send-sms", "time-delay", "send-email")),
+    ("Untitled flow", None, "draft", False, ()),          # never configured: no trigger, no actions
+)
+MESSAGE_CHANNEL = {"send-email": "email", "send-sms": "sms", "send-mobile-push": "push", "send-webhook": "webhook"}
+TOPICS = ("Spring sale", "Summer drop", "Black Friday", "Holiday gift guide", "New arrivals", "Last chance",
+          "Grüße aus Köln 🎉", "VIP early access", "Back in stock", "We miss you")
+TYPE_PATHS = {"campaign": "campaigns", "campaign-message": "campaign-messages", "flow": "flows",
+              "flow-action": "flow-actions", "flow-message": "flow-messages", "template": "templates",
+              "tag": "tags", "tag-group": "tag-groups", "profile": "profiles", "list": "lists", "segment": "segments"}
+COMPARE = frozenset({"greater-than", "greater-or-equal", "less-than", "less-or-equal"})
+TIME_OPS = COMPARE | {"equals"}
+NAME_OPS = frozenset({"contains", "ends-with", "equals", "starts-with"})
+_ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_LAST_STRING = "\U0010ffff"
+
+
+@dataclass
+class Entities:
+    campaigns: list = field(default_factory=list)
+    campaign_messages: list = field(default_factory=list)
+    flows: list = field(default_factory=list)
+    flow_actions: list = field(default_factory=list)
+    flow_messages: list = field(default_factory=list)
+    templates: list = field(default_factory=list)
+    tags: list = field(default_factory=list)
+    tag_groups: list = field(default_factory=list)
+    members: dict = field(default_factory=lambda: {"list": {}, "segment": {}})   # kind -> group -> {profile: epoch}
+    predictive: dict = field(default_factory=dict)      # profile id -> predictive_analytics (or None)
+    channel: dict = field(default_factory=dict)         # campaign id -> its messages' channel
+    index: dict = field(default_factory=dict)           # type -> id -> resource
+    versions: dict = field(default_factory=lambda: {"profiles": 0, "members": 0})
+    cache: dict = field(default_factory=dict)
+    cache_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reindex(self):
+        self.index = {}
+        for items in (self.campaigns, self.campaign_messages, self.flows, self.flow_actions, self.flow_messages,
+                      self.templates, self.tags, self.tag_groups):
+            for item in items:
+                self.index.setdefault(item["type"], {})[item["id"]] = item
+
+    def get(self, kind, item_id):
+        return self.index.get(kind, {}).get(item_id)
+
+
+def of(account):
+    """The account's entities; an account built without populate() (the benchmark's) has none."""
+    entities = getattr(account, "entities", None)
+    if entities is None:
+        entities = account.entities = Entities()
+    return entities
+
+
+# --- generation ---------------------------------------------------------------------------------
+class _Ids:
+    def __init__(self, rng, taken=()):
+        self.rng, self.taken = rng, set(taken)
+
+    def _fresh(self, make):
+        while True:
+            value = make()
+            if value not in self.taken:
+                self.taken.add(value)
+                return value
+
+    def short(self):
+        return self._fresh(lambda: "".join(self.rng.choice(_ALNUM) for _ in range(6)))
+
+    def ulid(self):
+        return self._fresh(lambda: "01" + "".join(self.rng.choice(_CROCKFORD) for _ in range(24)))
+
+    def digits(self):
+        return self._fresh(lambda: str(self.rng.randrange(10 ** 7, 10 ** 8)))
+
+    def uuid(self):
+        return self._fresh(lambda: str(uuid.UUID(int=self.rng.getrandbits(128))))
+
+
+def _epoch(text):
+    if text is None:
+        return None
+    try:        # fromisoformat is ~30 times faster than strptime: sort keys for a million profiles
+        return int(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        return api._parse_z(text)
+
+
+def _one(kind, item_id):
+    return {"data": {"type": kind, "id": item_id}}
+
+
+def _many(kind, ids):
+    return {"data": [{"type": kind, "id": i} for i in ids]}
+
+
+def populate(account, rng):
+    """Add the entities to a generated account, drawing only from `rng`."""
+    entities = of(account)
+    ids = _Ids(rng, [m["id"] for m in account.metrics])
+    _enrich_profiles(account, entities, rng)
+    _tags(entities, rng, ids)
+    _templates(account, entities, rng, ids)
+    _campaigns(account, entities, rng, ids)
+    _flows(account, entities, rng, ids)
+    _members(account, entities, rng)
+    _tag_everything(account, entities, rng)
+    _extra_events(account, entities, rng, ids)
+    entities.reindex()
+
+
+def _enrich_profiles(account, entities, rng):
+    list_ids = [g["id"] for g in account.lists]
+    for number, (pid, profile) in enumerate(account.profiles.items()):
+        a = profile["attributes"]
+        created = _epoch(a["created"])
+        a["locale"] = rng.choice(("en-US", "de-CH", "fr-FR", "en-GB", None))
+        marketing = a["subscriptions"]["email"]["marketing"]
+        consented = created + rng.randrange(30 * DAY)
+        marketing.update({
+            "consent_timestamp": iso(consented), "last_updated": iso(consented + rng.randrange(90 * DAY)),
+            "method": rng.choice(("PREBUILT_FORM", "API", "IMPORT")), "method_detail": rng.choice(("Footer form", None)),
+            "custom_method_detail": None, "double_optin": rng.choice((True, False, None)),
+            "list_suppressions": [] if number % 17 != 5 or not list_ids else [
+                {"list_id": rng.choice(list_ids), "reason": rng.choice(("USER_SUPPRESSED", "UNSUBSCRIBE")),
+                 "timestamp": iso(created + rng.randrange(1, 200) * DAY)}],
+        })
+        texts = number % 3 == 0
+        a["subscriptions"]["sms"] = {
+            "marketing": {"can_receive_sms_marketing": texts, "consent": "SUBSCRIBED" if texts else "NEVER_SUBSCRIBED",
+                          "consent_timestamp": iso(consented) if texts else None, "method": "TEXT" if texts else None,
+                          "method_detail": "JOIN" if texts else None, "last_updated": iso(consented) if texts else None},
+            "transactional": None if number % 2 else {
+                "can_receive_sms_transactional": texts, "consent": "SUBSCRIBED" if texts else "NEVER_SUBSCRIBED",
+                "consent_timestamp": iso(consented) if texts else None, "method": None, "method_detail": None,
+                "last_updated": None}}
+        a["subscriptions"]["mobile_push"] = {"marketing": {
+            "can_receive_push_marketing": number % 5 == 0, "consent": "SUBSCRIBED" if number % 5 == 0 else "NEVER_SUBSCRIBED",
+            "consent_timestamp": iso(consented) if number % 5 == 0 else None}}
+        if number % 4 == 0:
+            entities.predictive[pid] = None      # too little history for a prediction
+            continue
+        historic = round(rng.uniform(0, 900), 2)
+        predicted = round(rng.uniform(0, 400), 2)
+        entities.predictive[pid] = {
+            "historic_clv": historic, "predicted_clv": predicted, "total_clv": round(historic + predicted, 2),
+            "historic_number_of_orders": rng.randrange(0, 12), "predicted_number_of_orders": round(rng.uniform(0, 4), 2),
+            "average_days_between_orders": None if number % 3 == 1 else round(rng.uniform(10, 120), 1),
+            "average_order_value": round(rng.uniform(15, 180), 2), "churn_probability": round(rng.random(), 3),
+            "expected_date_of_next_order": None if number % 3 == 1 else iso(account.anchor + rng.randrange(1, 90) * DAY),
+            "ranked_channel_affinity": None if number % 6 == 1 else rng.sample(["email", "sms", "push", "whatsapp"], 3),
+        }
+
+
+def _tags(entities, rng, ids):
+    for name, exclusive, default in TAG_GROUPS:
+        entities.tag_groups.append({"type": "tag-group", "id": ids.uuid(),
+                                    "attributes": {"name": name, "exclusive": exclusive, "default": default},
+                                    "relationships": {"tags": {"data": []}}})
+    for name, group in TAGS:
+        tag_group = entities.tag_groups[group]
+        tag = {"type": "tag", "id": ids.uuid(), "attributes": {"name": name},
+               "relationships": {"tag-group": _one("tag-group", tag_group["id"]), "lists": {"data": []},
+                                 "segments": {"data": []}, "campaigns": {"data": []}, "flows": {"data": []}}}
+        entities.tags.append(tag)
+        tag_group["relationships"]["tags"]["data"].append({"type": "tag", "id": tag["id"]})
+
+
+def _template_definition(template_id, name, rng):
+    text_block = {"id": None, "data_id": None, "universal_id": None, "content_type": "block", "type": "text",
+                  "data": {"content": f"<p>{name}</p>", "display_options": {"show_on": "all"},
+                           "styles": {"color": "#222222", "font_size": rng.choice((14, 16)), "text_align": "left"}}}
+    section = {"id": None, "data_id": None, "universal_id": None, "content_type": "section", "type": "section",
+               "data": {"properties": {"is_ai_generated": False, "is_prebuilt_content": None},
+                        "display_options": {"show_on": "all", "content_repeat": None, "visibility": None,
+                                            "layout_type": None, "layout_config": None},
+                        "styles": {"background_color": "#FFFFFF", "inner_padding_top": 12, "inner_padding_bottom": 12}},
+               "rows": [{"id": None, "data_id": None, "data": {"styles": {"column_layout": "1-column-full-width"}},
+                         "columns": [{"id": None, "data_id": None, "data": {}, "blocks": [text_block]}]}]}
+    return {"id": None, "template_id": template_id,
+            "body": {"id": None, "properties": {"id": None, "css_class": None},
+                     "styles": {"background_color": "#F7F7F7", "width": 600}, "sections": [section]},
+            "styles": [{"id": None, "style_type": "base-styles",
+                        "properties": {"currency": "USD", "mobile_optimizations": True},
+                        "styles": {"content_background_color": "#FFFFFF", "border_radius": 0}}]}
+
+
+def _templates(account, entities, rng, ids):
+    editors = ("SYSTEM_DRAGGABLE", "CODE", "USER_DRAGGABLE", "SIMPLE")
+    for n in range(TEMPLATES):
+        template_id = ids.short()
+        created = account.anchor - 2 * YEAR + rng.randrange(2 * YEAR - DAY)
+        name = f"{rng.choice(TOPICS)} template {n}"
+        editor = editors[n % len(editors)]
+        attributes = {
+            "name": name, "editor_type": editor,
+            "html": f"<!DOCTYPE html><html><body><h1>{name}</h1><p>Hi {{{{ first_name|default:'there' }}}}</p></body></html>",
+            "text": None if n % 3 == 1 else f"{name}\n\nHi {{{{ first_name|default:'there' }}}}",
+            "amp": f"<!doctype html><html ⚡4email><body>{name}</body></html>" if n % 7 == 0 else None,
+            "created": iso(created),
+            "updated": None if n % 9 == 4 else iso(created + rng.randrange(account.anchor - created)),
+        }
+        # the spec gives a definition to drag-and-drop templates and omits it for code ones
+        if editor == "SYSTEM_DRAGGABLE":
+            attributes["definition"] = _template_definition(template_id, name, rng)
+        elif editor == "SIMPLE":
+            attributes["definition"] = None
+        entities.templates.append({"type": "template", "id": template_id, "attributes": attributes})
+
+
+def _email_templates(entities):
+    return [t["id"] for t in entities.templates if t["attributes"]["editor_type"] != "SIMPLE"]
+
+
+def _campaign_message(channel, number, name, status, send_time, created, updated, ids, rng, template_ids):
+    if channel == "email":
+        definition = {"channel": "email", "label": None if number % 4 == 3 else f"{name} (message)", "content": {
+            "subject": name, "preview_text": None if number % 3 == 2 else f"Inside: {name.lower()}",
+            "from_email": "news@shop.example", "from_label": "Shop", "reply_to_email":
+            "help@shop.example" if number % 2 else None, "cc_email": None, "bcc_email": None}}
+    elif channel == "sms":
+        definition = {"channel": "sms", "content": {
+            "body": f"{name}: 20% off today only {{{{ organization.url }}}}",
+            "media_url": "https://cdn.shop.example/mms/banner.png" if number % 3 == 0 else None},
+            "render_options": {"shorten_links": True, "add_org_prefix": True, "add_info_link": number % 2 == 0,
+                               "add_opt_out_language": number % 3 != 0}}
+    elif number % 4 == 3:
+        definition = {"channel": "mobile_push", "notification_type": "silent", "kv_pairs": {"refresh": "inbox"}}
+    else:
+        definition = {"channel": "mobile_push", "notification_type": "standard", "content": {
+            "title": name, "body": "Tap to see what is new", "dynamic_image": None,
+            "action_buttons": None if number % 2 else [
+                {"label": "Shop now", "action_type": "open_url", "position": 0, "url": "https://shop.example/sale"}]},
+            "kv_pairs": None if number % 2 else {"screen": "sale"},
+            "options": {"on_open": {"type": "deep_link", "ios_deep_link": "shop://sale", "android_deep_link": "shop://sale"}
+                        if number % 2 == 0 else {"type": "open_app"},
+                        "badge": {"display": True, "badge_options": {"badge_config": "increment_one"}}
+                        if number % 3 == 0 else None,
+                        "play_sound": number % 2 == 0}}
+    if status == "Draft" and channel == "email" and number == 4:
+        definition = None           # a draft whose content was never started
+    send_times = None if send_time is None else [{"datetime": iso(send_time), "is_local": False}]
+    if status == "Cancelled":
+        send_times = []
+    template = rng.choice(template_ids) if channel == "email" and template_ids else None
+    return {"type": "campaign-message", "id": ids.ulid(), "attributes": {
+        "definition": definition, "send_times": send_times, "created_at": iso(created),
+        "updated_at": None if number % 6 == 5 else iso(updated)},
+        "relationships": {"campaign": None, "template": _one("template", template) if template else {"data": None},
+                          "image": {"data": None}}}
+
+
+def _campaigns(account, entities, rng, ids):
+    anchor = account.anchor
+    audience = [g["id"] for g in account.lists + account.segments]
+    template_ids = _email_templates(entities)
+    statuses = ("Sent", "Sent", "Variations Sent", "Sent", "Draft", "Scheduled", "Cancelled", "Sent", "Sending")
+    for channel in CHANNELS:
+        for number in range(CAMPAIGNS_PER_CHANNEL[channel]):
+            status = statuses[number % len(statuses)]
+            if status == "Variations Sent" and channel != "email":
+                status = "Sent"
+            created = anchor - 2 * YEAR + rng.randrange(2 * YEAR - 30 * DAY)
+            if status == "Scheduled":
+                send_time = anchor + rng.randrange(1, 20) * DAY + 9 * 3600
+            elif status in ("Draft", "Cancelled"):
+                send_time = None
+            elif status == "Sending":
+                send_time = anchor - 600
+            else:
+                send_time = created + rng.randrange(DAY, 20 * DAY)
+            scheduled = None if status == "Draft" else (send_time or created + 5 * DAY) - rng.randrange(3600, 3 * DAY)
+            updated = max(created, scheduled or created) + rng.randrange(3600)
+            name = f"{rng.choice(TOPICS)} – {channel} {number}"
+            if send_time is None or status == "Draft":
+                strategy = {"method": "immediate"} if status == "Draft" else {
+                    "method": "static", "datetime": iso(scheduled + 5 * DAY), "options": None}
+            elif status == "Variations Sent":
+                strategy = {"method": "ab_test_campaign"}
+            elif number % 5 == 1:
+                strategy = {"method": "throttled", "datetime": iso(send_time), "throttle_percentage": 20}
+            elif number % 5 == 3:
+                strategy = {"method": "smart_send_time", "date": time.strftime("%Y-%m-%d", time.gmtime(send_time))}
+            else:
+                strategy = {"method": "static", "datetime": iso(send_time), "options": {
+                    "is_local": True, "send_past_recipients_immediately": False} if number % 4 == 2 else None}
+            if channel == "email":
+                tracking = {"add_tracking_params": number % 2 == 0, "custom_tracking_params": None if number % 2 else [
+                    {"type": "dynamic", "value": "campaign_name", "name": "utm_campaign"},
+                    {"type": "static", "value": "klaviyo", "name": "utm_source"}],
+                    "is_tracking_clicks": True, "is_tracking_opens": number % 3 != 1}
+            elif channel == "sms":
+                tracking = {"add_tracking_params": number % 2 == 1, "custom_tracking_params": None}
+            else:
+                tracking = None
+            included = rng.sample(audience, min(len(audience), 1 + number % 2))
+            excluded = None if number % 3 == 1 else ([] if number % 3 == 0 or len(audience) < 2 else
+                                                        [rng.choice([g for g in audience if g not in included] or audience)])
+            campaign = {"type": "campaign", "id": ids.ulid(), "attributes": {
+                "name": name, "status": status, "archived": status == "Sent" and number % 5 == 0,
+                "audiences": {"included": included, "excluded": excluded},
+                "send_options": {"use_smart_sending": None if number % 7 == 6 else number % 2 == 0},
+                "tracking_options": tracking, "send_strategy": strategy, "created_at": iso(created),
+                "scheduled_at": None if scheduled is None else iso(scheduled), "updated_at": iso(updated),
+                "send_time": None if send_time is None else iso(send_time)},
+                "relationships": {"campaign-messages": {"data": []}, "tags": {"data": []}}}
+            entities.channel[campaign["id"]] = channel
+            for variation in range(2 if status == "Variations Sent" else 1):
+                message = _campaign_message(channel, number + variation, name, status, send_time, created, updated,
+                                            ids, rng, template_ids)
+                message["relationships"]["campaign"] = _one("campaign", campaign["id"])
+                entities.campaign_messages.append(message)
+                campaign["relationships"]["campaign-messages"]["data"].append(
+                    {"type": "campaign-message", "id": message["id"]})
+            entities.campaigns.append(campaign)
+
+
+def _flow_message_definition(kind, number, flow_name, message_id, rng, template_ids):
+    label = f"{flow_name} {MESSAGE_CHANNEL[kind]} #{number + 1}"
+    if kind == "send-email":
+        return {"from_email": "hello@shop.example", "from_label": "Shop", "reply_to_email": None, "cc_email": None,
+                "bcc_email": None, "subject_line": f"{flow_name}: {rng.choice(TOPICS)}",
+                "preview_text": None if number % 2 else "A note for you",
+                "template_id": rng.choice(template_ids) if template_ids else None, "smart_sending_enabled": True,
+                "transactional": False, "add_tracking_params": number % 2 == 0,
+                "custom_tracking_params": [{"param": "utm_source", "value": "klaviyo"}] if number % 2 == 0 else None,
+                "additional_filters": None, "name": label, "id": message_id}
+    if kind == "send-sms":
+        return {"body": f"{flow_name}: see you soon {{{{ organization.url }}}}", "image_id": None, "dynamic_image": None,
+                "message_hierarchy": None, "shorten_links": True, "include_contact_card": False, "add_org_prefix": True,
+                "add_info_link": True, "add_opt_out_language": number % 2 == 0, "smart_sending_enabled": True,
+                "sms_quiet_hours_enabled": True, "transactional": False, "add_tracking_params": False,
+                "custom_tracking_params": None, "template_id": None, "additional_filters": None, "name": label,
+                "id": message_id}
+    if kind == "send-mobile-push":
+        return {"title": flow_name, "body": "Something you liked is waiting", "sound": True, "badge": number % 2 == 0,
+                "badge_options": {"badge_config": "increment_one"}, "image_id": None, "dynamic_image": None,
+                "video_asset_id": None, "on_open": "home", "ios_link": None, "android_link": None, "web_url": None,
+                "push_type": "standard", "kv_pairs": None, "conversion_metric_id": None, "smart_sending_enabled": True,
+                "additional_filters": None, "action_buttons": None, "name": label, "id": message_id}
+    return {"url": "https://hooks.shop.example/klaviyo", "headers": {"X-Source": "klaviyo"},
+            "body": '{"profile": "{{ person.KlaviyoID }}"}', "name": label, "id": message_id}
+
+
+def _action_data(kind, status, number, rng):
+    if kind == "time-delay":
+        return {"unit": rng.choice(("days", "hours")), "value": rng.randrange(1, 5), "secondary_value": None,
+                "timezone": "profile", "delay_until_time": "09:00:00" if number % 2 else None,
+                "delay_until_weekdays": ["monday", "tuesday", "wednesday", "thursday", "friday"] if number % 3 == 0 else None}
+    if kind == "conditional-split":
+        return {"profile_filter": {"condition_groups": [{"conditions": [{
+            "type": "profile-property", "property": "properties['Plan']",
+            "filter": {"type": "string", "operator": "equals", "value": "pro"}}]}]}}
+    if kind == "update-profile":
+        return {"profile_operations": [{"operator": "update", "property_type": "string", "property_key": "Lifecycle",
+                                        "property_value": "browsed"}], "status": status}
+    return {"message": None, "status": status}
+
+
+def _flows(account, entities, rng, ids):
+    anchor = account.anchor
+    template_ids = _email_templates(entities)
+    for name, trigger, status, archived, chain in FLOWS:
+        created = anchor - 2 * YEAR + rng.randrange(YEAR)
+        flow = {"type": "flow", "id": ids.short(), "attributes": {
+            "name": name, "status": status, "archived": archived, "created": iso(created),
+            "updated": iso(created + rng.randrange(YEAR)), "trigger_type": trigger},
+            "relationships": {"flow-actions": {"data": []}, "tags": {"data": []}}}
+        entities.flows.append(flow)
+        action_ids = [ids.digits() for _ in chain]
+        sent = 0
+        for position, (kind, action_id) in enumerate(zip(chain, action_ids)):
+            following = action_ids[position + 1] if position + 1 < len(action_ids) else None
+            action_status = "disabled" if (name, position) == ("Abandoned Cart", 3) else status
+            action_created = created + 60 * (position + 1)
+            action_updated = action_created + rng.randrange(180 * DAY)
+            data = _action_data(kind, action_status, position, rng)
+            links = {"next_if_true": following, "next_if_false": None} if kind == "conditional-split" else {"next": following}
+            action = {"type": "flow-action", "id": action_id, "attributes": {
+                "created": iso(action_created), "updated": iso(action_updated),
+                "definition": {"id": action_id, "temporary_id": None, "type": kind, "links": links, "data": data}},
+                "relationships": {"flow": _one("flow", flow["id"]), "flow-messages": {"data": []}}}
+            if kind in MESSAGE_CHANNEL:
+                message_id = ids.short()
+                definition = _flow_message_definition(kind, sent, name, message_id, rng, template_ids)
+                sent += 1
+                data["message"] = definition
+                template = definition.get("template_id")
+                entities.flow_messages.append({"type": "flow-message", "id": message_id, "attributes": {
+                    "channel": MESSAGE_CHANNEL[kind], "created": iso(action_created),
+                    "updated": iso(action_updated), "definition": definition},
+                    "relationships": {"flow-action": _one("flow-action", action_id),
+                                      "template": _one("template", template) if template else {"data": None}}})
+                action["relationships"]["flow-messages"]["data"].append({"type": "flow-message", "id": message_id})
+            entities.flow_actions.append(action)
+            flow["relationships"]["flow-actions"]["data"].append({"type": "flow-action", "id": action_id})
+
+
+def _members(account, entities, rng):
+    anchor = account.anchor
+    profiles = list(account.profiles.values())
+    for kind, groups in (("list", account.lists), ("segment", account.segments)):
+        for number, group in enumerate(groups):
+            share = 0.0 if kind == "list" and number == 2 else 0.25 + 0.1 * (number % 4)   # the third list is empty
+            imported = anchor - rng.randrange(30 * DAY, YEAR)     # a bulk import: many join in the same second
+            members = {}
+            for profile in profiles:
+                if rng.random() >= share:
+                    continue
+                created = _epoch(profile["attributes"]["created"])
+                if kind == "list" and len(members) % 6 == 0 and imported > created:
+                    members[profile["id"]] = imported
+                else:
+                    members[profile["id"]] = created + rng.randrange(max(1, anchor - 3600 - created))
+            entities.members[kind][group["id"]] = members
+
+
+def _tag_everything(account, entities, rng):
+    season = {t["id"] for t in entities.tags if t["relationships"]["tag-group"]["data"]["id"] == entities.tag_groups[1]["id"]}
+    tags = {t["id"]: t for t in entities.tags}
+
+    def tag(resource_type, resource_id, relationships=None):
+        chosen = rng.sample(sorted(tags), rng.choice((0, 1, 1, 2)))
+        if len(season.intersection(chosen)) > 1:     # an exclusive group: one of its tags at most
+            chosen = chosen[:1]
+        for tag_id in chosen:
+            tags[tag_id]["relationships"][TYPE_PATHS[resource_type]]["data"].append({"type": resource_type, "id": resource_id})
+            if relationships is not None:
+                relationships["tags"]["data"].append({"type": "tag", "id": tag_id})
+
+    for campaign in entities.campaigns:
+        tag("campaign", campaign["id"], campaign["relationships"])
+    for flow in entities.flows:
+        tag("flow", flow["id"], flow["relationships"])
+    for group in account.lists:
+        tag("list", group["id"])
+    for group in account.segments:
+        tag("segment", group["id"])
+
+
+def _extra_events(account, entities, rng, ids):
+    anchor = account.anchor
+    existing = sum(len(v) for v in account.events.values())
+    profile_ids = list(account.profiles)
+    messages = {channel: [m["id"] for m in entities.campaign_messages if entities.channel[m["relationships"]["campaign"]
+                                                                                        ["data"]["id"]] == channel]
+                for channel in CHANNELS}
+    metrics = []
+    for number, (name, integration, _) in enumerate(EXTRA_METRICS):
+        metric = {"type": "metric", "id": ids.short(), "attributes": {
+            "name": name, "created": iso(anchor - 2 * YEAR + number), "updated": iso(anchor - YEAR // 2),
+            "integration": {"object": "integration", **integration}}}
+        account.metrics.append(metric)
+        metrics.append(metric)
+    weights = [w for _, _, w in EXTRA_METRICS]
+    for n in range(max(40, existing // 8)):
+        number = rng.choices(range(len(EXTRA_METRICS)), weights)[0]
+        name, integration, _ = EXTRA_METRICS[number]
+        anonymous = name == "Started Checkout" and n % 5 == 0    # a checkout before the shopper was known
+        event_id = "".join(rng.choice(_ALNUM) for _ in range(6)) + format(0xE000000 + n, "07x")
+        account.add_event(sandbox_data.Event(
+            anchor - 3600 - rng.randrange(YEAR - 3600), event_id, str(uuid.UUID(int=rng.getrandbits(128))),
+            None if anonymous else rng.choice(profile_ids), metrics[number]["id"],
+            _event_properties(name, n, rng, messages)))
+
+
+def _event_properties(name, n, rng, messages):
+    if name in ("Ordered Product", "Fulfilled Order", "Placed Order"):
+        return {"$value": round(rng.uniform(5, 400), 2), "ProductName": rng.choice(("Rain jacket", "Tote", "Socks")),
+                "SKU": f"SKU-{n % 41}", "Quantity": 1 + n % 3, "$event_id": f"{2000000 + n}"}
+    if name == "Started Checkout":
+        return {"$value": round(rng.uniform(5, 400), 2), "ItemNames": ["Rain jacket", "Socks"][: 1 + n % 2],
+                "CheckoutURL": f"https://shop.example/checkouts/{n}", "$event_id": f"c{n}"}
+    channel = "sms" if "SMS" in name else "mobile_push"
+    props = {"Campaign Name": f"Campaign {n % 13}", "$message": rng.choice(messages[channel]) if messages[channel] else ""}
+    if name == "Clicked SMS":
+        props["URL"] = "https://shop.example/sale"
+    if channel == "mobile_push":
+        props["Push Platform"] = rng.choice(("ios", "android"))
+    return props
+
+
+# --- request parsing ----------------------------------------------------------------------------
+_LIST_ITEM = re.compile(r"""\s*("[^"]*"|'[^']*'|[^,]+?)\s*(?:,|$)""")
+
+
+def _bad(detail, parameter="filter"):
+    return api.ApiFailure(400, "invalid", detail, parameter)
+
+
+def _scalar(raw, kind):
+    raw = raw.strip()
+    if kind == "time":
+        return api._instant(raw)
+    if kind == "bool":
+        if raw not in ("true", "false"):
+            raise _bad(f"Invalid filter provided: {raw} is not true or false")
+        return raw == "true"
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    raise _bad(f"Invalid filter provided: {raw} must be a quoted string")
+
+
+def _value(raw, kind, op):
+    if op != "any":
+        return _scalar(raw, kind)
+    raw = raw.strip()
+    if not (raw.startswith("[") and raw.endswith("]")):
+        raise _bad(f"Invalid filter provided: any() takes a list, not {raw}")
+    return [_scalar(item, kind) for item in _LIST_ITEM.findall(raw[1:-1]) if item]
+
+
+def _filters(query, spec, where):
+    """[(name, getter, op, value)] of the query's filter; a field or operator the endpoint lacks is a 400."""
+    chosen = []
+    for op, name, raw in api.parse_filter(query["filter"]) if query.get("filter") else []:
+        entry = spec.get(name)
+        if entry is None or op not in entry[2]:
+            raise _bad(f"Invalid filter provided: {op}({name}) is not supported on {where}")
+        getter, kind, _ = entry
+        chosen.append((name, getter, op, _value(raw, kind, op)))
+    return chosen
+
+
+def _test(op, actual, wanted):
+    if isinstance(actual, tuple):           # a list attribute: any entry matching is enough
+        return any(_test(op, a, wanted) for a in actual)
+    if actual is None:
+        return False
+    if op == "equals":
+        return actual == wanted
+    if op == "any":
+        return actual in wanted
+    if op == "contains":
+        return wanted in actual
+    if op == "starts-with":
+        return actual.startswith(wanted)
+    if op == "ends-with":
+        return actual.endswith(wanted)
+    if op == "greater-than":
+        return actual > wanted
+    if op == "greater-or-equal":
+        return actual >= wanted
+    if op == "less-than":
+        return actual < wanted
+    return actual <= wanted
+
+
+def _accepts(filters):
+    return lambda item: all(_test(op, getter(item), wanted) for _, getter, op, wanted in filters)
+
+
+def _fields(query, kind):
+    raw = query.get(f"fields[{kind}]")
+    return None if raw is None else [f for f in raw.split(",") if f]
+
+
+def _includes(query, allowed):
+    chosen = [i for i in (query.get("include") or "").split(",") if i]
+    for name in chosen:
+        if name not in allowed:
+            raise _bad(f"Invalid include: {name}", "include")
+    return set(chosen)
+
+
+def _additional(query, kind):
+    return set((query.get(f"additional-fields[{kind}]") or "").split(","))
+
+
+def sparse(attributes, fields):
+    """Sparse fieldsets, dotted paths (definition.content.subject) included."""
+    if fields is None:
+        return attributes
+    whole, nested = set(), {}
+    for path in fields:
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, []).append(rest)
+        else:
+            whole.add(head)
+    out = {}
+    for name, value in attributes.items():
+        if name in whole or (name in nested and not isinstance(value, dict)):
+            out[name] = value
+        elif name in nested:
+            out[name] = sparse(value, nested[name])
+    return out
+
+
+# --- paging -------------------------------------------------------------------------------------
+def _attr(name):
+    return lambda item: item["attributes"].get(name)
+
+
+def _time(name):
+    return lambda item: _epoch(item["attributes"].get(name))
+
+
+def _item_id(item):
+    return item["id"]
+
+
+def _sort_key(value, item_id):
+    # None first; the id breaks ties so the order, and so the cursor, is total
+    return (0, 0, item_id) if value is None else (1, value, item_id)
+
+
+def _ordered(entities, name, items, sort, getter, version):
+    """The collection sorted ascending, with its keys; kept until the collection changes."""
+    with entities.cache_lock:
+        cached = entities.cache.get((name, sort))
+        if cached and cached[0] == version:
+            return cached[1], cached[2]
+        pairs = sorted(((_sort_key(position if getter is None else getter(item), item["id"]), item)
+                        for position, item in enumerate(items)), key=lambda pair: pair[0])
+        keys, ordered = [k for k, _ in pairs], [i for _, i in pairs]
+        entities.cache[(name, sort)] = (version, ordered, keys)
+        return ordered, keys
+
+
+def _decode_cursor(token):
+    try:
+        key = json.loads(api._uncursor(token))
+        if not (isinstance(key, list) and len(key) == 3):
+            raise ValueError(token)
+    except ValueError:
+        raise _bad("Invalid cursor provided", "page[cursor]") from None
+    return tuple(key)
+
+
+def _bounds(keys, filters, sort):
+    """A range filter on the sorted field narrows the scan (profiles come by the million)."""
+    lo, hi = 0, len(keys)
+    for name, _, op, wanted in filters:
+        if name != sort or op not in COMPARE or not isinstance(wanted, int):
+            continue
+        if op == "greater-than":
+            lo = max(lo, bisect.bisect_right(keys, (1, wanted, _LAST_STRING)))
+        elif op == "greater-or-equal":
+            lo = max(lo, bisect.bisect_left(keys, (1, wanted, "")))
+        elif op == "less-than":
+            hi = min(hi, bisect.bisect_left(keys, (1, wanted, "")))
+        else:
+            hi = min(hi, bisect.bisect_right(keys, (1, wanted, _LAST_STRING)))
+    return lo, hi
+
+
+def keyset_page(entities, name, items, query, size, sorts, filters, default=None, version=0):
+    """One page and the next cursor; the cursor is the last key, so items added or changed meanwhile
+    move in or out of later pages as they would at Klaviyo rather than shifting an offset."""
+    sort = query.get("sort") or default
+    descending = bool(sort) and sort.startswith("-")
+    field_name = sort.lstrip("-") if sort else None
+    if field_name is not None and field_name not in sorts:
+        raise _bad(f"Invalid sort field: {sort}", "sort")
+    getter = sorts[field_name] if field_name else None
+    ordered, keys = _ordered(entities, name, items, field_name, getter, version)
+    lo, hi = _bounds(keys, filters, field_name)
+    accepts = _accepts(filters)
+    after = _decode_cursor(query["page[cursor]"]) if query.get("page[cursor]") else None
+    chosen, chosen_keys = [], []
+    if descending:
+        position = min(hi, bisect.bisect_left(keys, after) if after else hi) - 1
+        step, stop = -1, lo - 1
+    else:
+        position = max(lo, bisect.bisect_right(keys, after) if after else lo)
+        step, stop = 1, hi
+    while position != stop and len(chosen) <= size:
+        if accepts(ordered[position]):
+            chosen.append(ordered[position])
+            chosen_keys.append(keys[position])
+        position += step
+    token = api._cursor(json.dumps(list(chosen_keys[size - 1]))) if len(chosen) > size else None
+    return chosen[:size], token
+
+
+# --- rendering ----------------------------------------------------------------------------------
+def _relationships(base_url, resource, shown, includes):
+    path = f"{base_url}/api/{TYPE_PATHS[resource['type']]}/{resource['id']}"
+    out = {}
+    for name in shown:
+        relation = {"links": {"self": f"{path}/relationships/{name}/", "related": f"{path}/{name}/"}}
+        data = (resource.get("relationships", {}).get(name) or {}).get("data")
+        if name in includes and data is not None:
+            relation["data"] = data
+        out[name] = relation
+    return out
+
+
+SHOWN = {"campaign": ("campaign-messages", "tags"), "campaign-message": ("campaign", "template", "image"),
+         "flow": ("flow-actions", "tags"), "flow-action": ("flow", "flow-messages"),
+         "flow-message": ("flow-action", "template"), "tag": ("tag-group", "lists", "segments", "campaigns", "flows"),
+         "tag-group": ("tags",), "template": ()}
+
+
+def render(base_url, resource, attributes, fields, includes=()):
+    out = {"type": resource["type"], "id": resource["id"], "attributes": sparse(attributes, fields)}
+    shown = SHOWN.get(resource["type"], ())
+    if shown:
+        out["relationships"] = _relationships(base_url, resource, shown, includes)
+    out["links"] = {"self": f"{base_url}/api/{TYPE_PATHS[resource['type']]}/{resource['id']}/"}
+    return out
+
+
+def _template_attributes(template, with_definition):
+    attributes = dict(template["attributes"])
+    if not with_definition:
+        attributes.pop("definition", None)
+    return attributes
+
+
+def flow_action_attributes(action, revision):
+    """The newest shape, or the one before 2025-10-15 (action_type, status, settings and options)."""
+    attributes = action["attributes"]
+    if revision >= "2025-10-15":
+        return attributes
+    definition = attributes["definition"] or {}
+    data = definition.get("data") or {}
+    message = data.get("message") or {}
+    kind = definition.get("type")
+    legacy = {"action_type": kind.upper().replace("-", "_") if kind else None, "status": data.get("status"),
+              "created": attributes["created"], "updated": attributes["updated"],
+              "settings": {k: v for k, v in data.items() if k not in ("message", "status")},
+              "tracking_options": None, "send_options": None}
+    if kind in ("send-email", "send-sms"):
+        legacy["tracking_options"] = {"add_utm": message["add_tracking_params"], "utm_params": [
+            {"name": p["param"], "value": p["value"]} for p in message["custom_tracking_params"] or []]}
+        if kind == "send-email":
+            legacy["tracking_options"].update({"is_tracking_opens": True, "is_tracking_clicks": True})
+    if kind in ("send-email", "send-sms", "send-mobile-push"):
+        legacy["send_options"] = {"use_smart_sending": message["smart_sending_enabled"],
+                                  "is_transactional": message.get("transactional", False)}
+    if revision >= "2025-04-15":
+        legacy["badge_options"] = message.get("badge_options") if kind == "send-mobile-push" else None
+    legacy["render_options"] = {k: message[k] for k in ("shorten_links", "add_org_prefix", "add_info_link",
+                                                         "add_opt_out_language")} if kind == "send-sms" else None
+    return legacy
+
+
+def flow_message_attributes(message, revision):
+    """channel + definition; only definition in 2025-10-15; name, channel and content before."""
+    attributes = message["attributes"]
+    if revision >= "2026-01-15":
+        return attributes
+    if revision >= "2025-10-15":
+        return {k: attributes[k] for k in ("created", "updated", "definition")}
+    d, channel = attributes["definition"], attributes["channel"]
+    if channel == "email":
+        content = {"subject": d["subject_line"], "preview_text": d["preview_text"], "from_email": d["from_email"],
+                   "from_label": d["from_label"], "reply_to_email": d["reply_to_email"], "cc_email": d["cc_email"],
+                   "bcc_email": d["bcc_email"]}
+    elif channel == "sms":
+        content = {"body": d["body"], "media_url": None}
+    else:
+        content = {"title": d["title"], "body": d["body"], "sound": d["sound"], "badge": d["badge"], "media_url": None,
+                   "dynamic_image": d["dynamic_image"], "ios_link": d["ios_link"], "android_link": d["android_link"],
+                   "on_open": d["on_open"]}
+    return {"name": d["name"], "channel": channel, "content": content, "created": attributes["created"],
+            "updated": attributes["updated"]}
+
+
+def _legacy_message_listed(message, revision):
+    # before 2025-10-15 flow messages were email, SMS or push content only
+    return revision >= "2025-10-15" or message["attributes"]["channel"] != "webhook"
+
+
+# --- endpoints ----------------------------------------------------------------------------------
+def route(sandbox, parts, query):
+    """(family, tier, scope or scopes, endpoint) for the paths the classic server does not know."""
+    name, rest = parts[1], parts[2:]
+    if name == "campaigns" and not rest:
+        return "campaigns", "M", "campaigns:read", lambda q, r, b: campaigns(sandbox, q, r, b)
+    if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-messages":
+        return ("campaign_messages", "M", "campaigns:read",
+                lambda q, r, b: campaign_messages(sandbox, rest[0], q, r, b))
+    if name == "flows" and not rest:
+        return "flows", "S", "flows:read", lambda q, r, b: flows(sandbox, q, r, b)
+    if name == "flows" and len(rest) == 2 and rest[1] == "flow-actions":
+        return "flow_actions", "S", "flows:read", lambda q, r, b: flow_actions(sandbox, rest[0], q, r, b)
+    if name == "flow-actions" and len(rest) == 2 and rest[1] == "flow-messages":
+        return "flow_messages", "S", "flows:read", lambda q, r, b: flow_messages(sandbox, rest[0], q, r, b)
+    if name == "templates" and not rest:
+        return "templates", "L", "templates:read", lambda q, r, b: templates(sandbox, q, r, b)
+    if name == "tags" and not rest:
+        return "tags", "S", "tags:read", lambda q, r, b: tags(sandbox, q, r, b)
+    if name in ("lists", "segments") and len(rest) == 2 and rest[1] == "profiles":
+        kind = name[:-1]
+        predictive = kind == "list" and "predictive_analytics" in _additional(query, "profile")
+        return (f"{kind}_profiles_predictive" if predictive else f"{kind}_profiles", "M" if predictive else "L",
+                tuple(sorted((f"{name}:read", "profiles:read"))),
+                lambda q, r, b: group_profiles(sandbox, kind, rest[0], q, r, b))
+    raise api.ApiFailure(404, "not_found", f"No endpoint at /{'/'.join(parts)}")
+
+
+def profiles_route(sandbox, query):
+    if "predictive_analytics" in _additional(query, "profile"):
+        return "profiles_predictive", "M", "profiles:read", lambda q, r, b: profiles(sandbox, q, r, b)
+    return "profiles", "L", "profiles:read", lambda q, r, b: profiles(sandbox, q, r, b)
+
+
+def _body(sandbox, base, query, data, token, included=None):
+    body = {"data": data, "links": sandbox._links(base, query, token)}
+    if included is not None:
+        body["included"] = included
+    return body
+
+
+class _Included:
+    def __init__(self):
+        self.items, self.seen = [], set()
+
+    def add(self, resource, rendered):
+        key = (resource["type"], resource["id"])
+        if key not in self.seen:
+            self.seen.add(key)
+            self.items.append(rendered())
+
+
+CAMPAIGN_FILTERS = {
+    "id": (_item_id, "str", {"any"}), "name": (_attr("name"), "str", {"contains"}),
+    "status": (_attr("status"), "str", {"any", "equals"}), "archived": (_attr("archived"), "bool", {"equals"}),
+    "created_at": (_time("created_at"), "time", COMPARE), "scheduled_at": (_time("scheduled_at"), "time", COMPARE),
+    "updated_at": (_time("updated_at"), "time", COMPARE),
+}
+CAMPAIGN_SORTS = {"created_at": _time("created_at"), "id": _item_id, "name": _attr("name"),
+                  "scheduled_at": _time("scheduled_at"), "updated_at": _time("updated_at")}
+
+
+def campaigns(sandbox, query, revision, base):
+    entities = of(sandbox.account)
+    spec = dict(CAMPAIGN_FILTERS, **{"messages.channel": (lambda c: entities.channel.get(c["id"]), "str", {"equals"})})
+    filters = _filters(query, spec, "campaigns")
+    channels = [wanted for name, _, _, wanted in filters if name == "messages.channel"]
+    if not channels:
+        raise _bad("A channel filter is required to list campaigns: filter=equals(messages.channel,'email'), "
+                   "'sms' or 'mobile_push'")
+    if any(c not in CHANNELS for c in channels):
+        raise _bad(f"Invalid filter provided: messages.channel must be one of {', '.join(CHANNELS)}")
+    includes = _includes(query, ("campaign-messages", "tags"))
+    size = sandbox._page_size(query, 100, 100)
+    page, token = keyset_page(entities, "campaigns", entities.campaigns, query, size, CAMPAIGN_SORTS, filters)
+    base_url = sandbox.base_url
+    included = _Included()
+    for campaign in page:
+        for relation, kind, fields in (("campaign-messages", "campaign-message", _fields(query, "campaign-message")),
+                                       ("tags", "tag", _fields(query, "tag"))):
+            if relation in includes:
+                for ref in campaign["relationships"][relation]["data"]:
+                    child = entities.get(kind, ref["id"])
+                    included.add(child, lambda: render(base_url, child, child["attributes"], fields))
+    data = [render(base_url, c, c["attributes"], _fields(query, "campaign"), includes) for c in page]
+    return _body(sandbox, base, query, data, token, included.items if includes else None)
+
+
+def campaign_messages(sandbox, campaign_id, query, revision, base):
+    entities = of(sandbox.account)
+    campaign = entities.get("campaign", campaign_id)
+    if campaign is None:
+        raise api.ApiFailure(404, "not_found", f"A campaign with id {campaign_id} does not exist.")
+    includes = _includes(query, ("campaign", "image", "template"))
+    base_url = sandbox.base_url
+    included = _Included()
+    data = []
+    for ref in campaign["relationships"]["campaign-messages"]["data"]:
+        message = entities.get("campaign-message", ref["id"])
+        data.append(render(base_url, message, message["attributes"], _fields(query, "campaign-message"), includes))
+        if "campaign" in includes:
+            included.add(campaign, lambda: render(base_url, campaign, campaign["attributes"], _fields(query, "campaign")))
+        template_ref = message["relationships"]["template"]["data"]
+        if "template" in includes and template_ref:
+            template = entities.get("template", template_ref["id"])
+            included.add(template, lambda: render(base_url, template, _template_attributes(template, False),
+                                                  _fields(query, "template")))
+    # the spec gives this endpoint no paging: every message of the campaign in one answer
+    return _body(sandbox, base, query, data, None, included.items if includes else None)
+
+
+FLOW_FILTERS = {
+    "id": (_item_id, "str", {"any"}), "name": (_attr("name"), "str", NAME_OPS),
+    "status": (_attr("status"), "str", {"equals"}), "archived": (_attr("archived"), "bool", {"equals"}),
+    "created": (_time("created"), "time", TIME_OPS), "updated": (_time("updated"), "time", TIME_OPS),
+    "trigger_type": (_attr("trigger_type"), "str", {"equals"}),
+}
+FLOW_SORTS = {"created": _time("created"), "id": _item_id, "name": _attr("name"), "status": _attr("status"),
+              "trigger_type": _attr("trigger_type"), "updated": _time("updated")}
+
+
+def flows(sandbox, query, revision, base):
+    entities = of(sandbox.account)
+    filters = _filters(query, FLOW_FILTERS, "flows")
+    includes = _includes(query, ("flow-actions", "tags"))
+    size = sandbox._page_size(query, 50, 50)
+    page, token = keyset_page(entities, "flows", entities.flows, query, size, FLOW_SORTS, filters)
+    base_url = sandbox.base_url
+    included = _Included()
+    for flow in page:
+        if "flow-actions" in includes:
+            for ref in flow["relationships"]["flow-actions"]["data"]:
+                action = entities.get("flow-action", ref["id"])
+                included.add(action, lambda: render(base_url, action, flow_action_attributes(action, revision),
+                                                    _fields(query, "flow-action")))
+        if "tags" in includes:
+            for ref in flow["relationships"]["tags"]["data"]:
+                tag = entities.get("tag", ref["id"])
+                included.add(tag, lambda: render(base_url, tag, tag["attributes"], _fields(query, "tag")))
+    data = [render(base_url, f, f["attributes"], _fields(query, "flow"), includes) for f in page]
+    return _body(sandbox, base, query, data, token, included.items if includes else None)
+
+
+def _definition_type(action):
+    return (action["attributes"]["definition"] or {}).get("type")
+
+
+def _definition_status(action):
+    return ((action["attributes"]["definition"] or {}).get("data") or {}).get("status")
+
+
+ACTION_FILTERS = {
+    "id": (_item_id, "str", {"any"}), "action_type": (_definition_type, "str", {"any", "equals"}),
+    "status": (_definition_status, "str", {"equals"}),
+    "created": (_time("created"), "time", TIME_OPS), "updated": (_time("updated"), "time", TIME_OPS),
+}
+ACTION_SORTS = {"action_type": _definition_type, "created": _time("created"), "id": _item_id,
+                "status": _definition_status, "updated": _time("updated")}
+
+
+def flow_actions(sandbox, flow_id, query, revision, base):
+    entities = of(sandbox.account)
+    flow = entities.get("flow", flow_id)
+    if flow is None:
+        raise api.ApiFailure(404, "not_found", f"A flow with id {flow_id} does not exist.")
+    filters = _filters(query, ACTION_FILTERS, "flow actions")
+    size = sandbox._page_size(query, 50, 50)
+    actions = [entities.get("flow-action", ref["id"]) for ref in flow["relationships"]["flow-actions"]["data"]]
+    page, token = keyset_page(entities, f"flow-actions:{flow_id}", actions, query, size, ACTION_SORTS, filters)
+    data = [render(sandbox.base_url, a, flow_action_attributes(a, revision), _fields(query, "flow-action")) for a in page]
+    return _body(sandbox, base, query, data, token)
+
+
+def _message_name(message):
+    return (message["attributes"]["definition"] or {}).get("name")
+
+
+MESSAGE_FILTERS = {
+    "id": (_item_id, "str", {"any"}), "name": (_message_name, "str", NAME_OPS),
+    "created": (_time("created"), "time", TIME_OPS), "updated": (_time("updated"), "time", TIME_OPS),
+}
+MESSAGE_SORTS = {"created": _time("created"), "id": _item_id, "name": _message_name, "updated": _time("updated")}
+
+
+def flow_messages(sandbox, action_id, query, revision, base):
+    entities = of(sandbox.account)
+    action = entities.get("flow-action", action_id)
+    if action is None:
+        raise api.ApiFailure(404, "not_found", f"A flow action with id {action_id} does not exist.")
+    filters = _filters(query, MESSAGE_FILTERS, "flow messages")
+    size = sandbox._page_size(query, 50, 50)
+    messages = [entities.get("flow-message", ref["id"]) for ref in action["relationships"]["flow-messages"]["data"]]
+    messages = [m for m in messages if _legacy_message_listed(m, revision)]
+    page, token = keyset_page(entities, f"flow-messages:{action_id}:{revision >= '2025-10-15'}", messages, query, size,
+                              MESSAGE_SORTS, filters)
+    data = [render(sandbox.base_url, m, flow_message_attributes(m, revision), _fields(query, "flow-message"))
+            for m in page]
+    return _body(sandbox, base, query, data, token)
+
+
+TEMPLATE_FILTERS = {
+    "id": (_item_id, "str", {"any", "equals"}), "name": (_attr("name"), "str", {"any", "contains", "equals"}),
+    "created": (_time("created"), "time", TIME_OPS), "updated": (_time("updated"), "time", TIME_OPS),
+}
+TEMPLATE_SORTS = {"created": _time("created"), "id": _item_id, "name": _attr("name"), "updated": _time("updated")}
+
+
+def templates(sandbox, query, revision, base):
+    entities = of(sandbox.account)
+    filters = _filters(query, TEMPLATE_FILTERS, "templates")
+    size = sandbox._page_size(query, 10, 10)
+    page, token = keyset_page(entities, "templates", entities.templates, query, size, TEMPLATE_SORTS, filters)
+    with_definition = "definition" in _additional(query, "template")
+    data = [render(sandbox.base_url, t, _template_attributes(t, with_definition), _fields(query, "template"))
+            for t in page]
+    return _body(sandbox, base, query, data, token)
+
+
+TAG_FILTERS = {"name": (_attr("name"), "str", NAME_OPS)}
+TAG_SORTS = {"id": _item_id, "name": _attr("name")}
+
+
+def tags(sandbox, query, revision, base):
+    entities = of(sandbox.account)
+    filters = _filters(query, TAG_FILTERS, "tags")
+    includes = _includes(query, ("tag-group",))
+    size = sandbox._page_size(query, 50, 50)
+    page, token = keyset_page(entities, "tags", entities.tags, query, size, TAG_SORTS, filters)
+    base_url = sandbox.base_url
+    included = _Included()
+    if "tag-group" in includes:
+        for tag in page:
+            group = entities.get("tag-group", tag["relationships"]["tag-group"]["data"]["id"])
+            included.add(group, lambda: render(base_url, group, group["attributes"], _fields(query, "tag-group")))
+    data = [render(base_url, t, t["attributes"], _fields(query, "tag"), includes) for t in page]
+    return _body(sandbox, base, query, data, token, included.items if includes else None)
+
+
+# --- profiles and members -----------------------------------------------------------------------
+def _marketing(profile):
+    return ((profile["attributes"].get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
+
+
+def _suppressions(key, member):
+    return lambda p: tuple(s[member] if member != "timestamp" else _epoch(s[member])
+                           for s in _marketing(p).get(key) or ())
+
+
+def _latest(key):
+    def latest(profile):
+        stamps = _suppressions(key, "timestamp")(profile)
+        return max(stamps) if stamps else None
+    return latest
+
+
+def _nothing(_):
+    return None
+
+
+SUPPRESSION = "subscriptions.email.marketing.suppression"
+LIST_SUPPRESSION = "subscriptions.email.marketing.list_suppressions"
+PROFILE_FILTERS = {
+    "id": (_item_id, "str", {"any", "equals"}), "email": (_attr("email"), "str", {"any", "equals"}),
+    "phone_number": (_attr("phone_number"), "str", {"any", "equals"}),
+    "external_id": (_attr("external_id"), "str", {"any", "equals"}), "_kx": (_nothing, "str", {"equals"}),
+    # Klaviyo takes only these two operators on created and updated
+    "created": (_time("created"), "time", {"greater-than", "less-than"}),
+    "updated": (_time("updated"), "time", {"greater-than", "less-than"}),
+    f"{SUPPRESSION}.reason": (_suppressions("suppression", "reason"), "str", {"equals"}),
+    f"{SUPPRESSION}.timestamp": (_suppressions("suppression", "timestamp"), "time", COMPARE),
+    f"{LIST_SUPPRESSION}.reason": (_suppressions("list_suppressions", "reason"), "str", {"equals"}),
+    f"{LIST_SUPPRESSION}.timestamp": (_suppressions("list_suppressions", "timestamp"), "time", COMPARE),
+    f"{LIST_SUPPRESSION}.list_id": (_suppressions("list_suppressions", "list_id"), "str", {"equals"}),
+}
+PROFILE_SORTS = {"created": _time("created"), "email": _attr("email"), "id": _item_id, "updated": _time("updated"),
+                 f"{SUPPRESSION}.timestamp": _latest("suppression"),
+                 f"{LIST_SUPPRESSION}.timestamp": _latest("list_suppressions")}
+
+
+def profile_attributes(entities, profile, query):
+    attributes = dict(profile["attributes"])
+    additional = _additional(query, "profile")
+    if "subscriptions" not in additional:
+        attributes.pop("subscriptions", None)
+    if "predictive_analytics" in additional:
+        attributes["predictive_analytics"] = entities.predictive.get(profile["id"])
+    return attributes
+
+
+def profiles(sandbox, query, revision, base):
+    account = sandbox.account
+    entities = of(account)
+    size = sandbox._page_size(query, 20, 100)
+    filters = _filters(query, PROFILE_FILTERS, "profiles")
+    for name, _, _, wanted in filters:
+        if name == f"{SUPPRESSION}.reason" and wanted not in sandbox_data.REASONS:
+            raise _bad(f"Invalid suppression reason {wanted!r}")
+    if query.get("sort"):
+        page, token = keyset_page(entities, "profiles", list(account.profiles.values()), query, size, PROFILE_SORTS,
+                                  filters, version=entities.versions["profiles"])
+    else:
+        # unsorted pages keep the sandbox's first paging: an offset in the account's own order
+        accepts = _accepts(filters)
+        chosen = [p for p in account.profiles.values() if accepts(p)]
+        try:
+            offset = int(api._uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
+        except ValueError:
+            raise _bad("Invalid cursor provided", "page[cursor]") from None
+        page = chosen[offset:offset + size]
+        token = api._cursor(str(offset + size)) if offset + size < len(chosen) else None
+    fields = _fields(query, "profile")
+    data = [{"type": "profile", "id": p["id"], "attributes": sparse(profile_attributes(entities, p, query), fields)}
+            for p in page]
+    included = [] if query.get("include") else None      # the account holds no push tokens or conversations
+    return _body(sandbox, base, query, data, token, included)
+
+
+def _member_profile(account, name):
+    return lambda member: account.profiles[member["id"]]["attributes"].get(name)
+
+
+def group_profiles(sandbox, kind, group_id, query, revision, base):
+    account = sandbox.account
+    entities = of(account)
+    groups = account.lists if kind == "list" else account.segments
+    if not any(g["id"] == group_id for g in groups):
+        raise api.ApiFailure(404, "not_found", f"A {kind} with id {group_id} does not exist.")
+    spec = {"email": (_member_profile(account, "email"), "str", {"any", "equals"}),
+            "phone_number": (_member_profile(account, "phone_number"), "str", {"any", "equals"}),
+            "push_token": (_nothing, "str", {"any", "equals"}), "_kx": (_nothing, "str", {"equals"}),
+            "profile_id": (_item_id, "str", {"any", "equals"}),
+            "joined_group_at": (lambda m: m["joined"], "time", COMPARE)}
+    filters = _filters(query, spec, f"{kind} profiles")
+    size = sandbox._page_size(query, 20, 100)
+    with account.lock:
+        members = [{"id": pid, "joined": joined}
+                   for pid, joined in entities.members[kind].get(group_id, {}).items()]
+    page, token = keyset_page(entities, f"{kind}-members:{group_id}", members, query, size,
+                              {"joined_group_at": lambda m: m["joined"]}, filters, default="joined_group_at",
+                              version=entities.versions["members"])
+    fields = _fields(query, "profile")
+    data = []
+    for member in page:
+        attributes = profile_attributes(entities, account.profiles[member["id"]], query)
+        attributes["joined_group_at"] = iso(member["joined"])
+        data.append({"type": "profile", "id": member["id"], "attributes": sparse(attributes, fields),
+                     "links": {"self": f"{sandbox.base_url}/api/profiles/{member['id']}/"}})
+    return _body(sandbox, base, query, data, token)
+
+
+# --- admin --------------------------------------------------------------------------------------
+def dump(account):
+    entities = of(account)
+    with account.lock:
+        members = {kind: [{f"{kind}_id": group, "profile_id": pid, "joined_group_at": iso(joined)}
+                          for group, joined_by in entities.members[kind].items() for pid, joined in joined_by.items()]
+                   for kind in ("list", "segment")}
+    return {"campaigns": entities.campaigns, "campaign_channels": entities.channel,
+            "campaign_messages": entities.campaign_messages, "flows": entities.flows,
+            "flow_actions": entities.flow_actions, "flow_messages": entities.flow_messages,
+            "templates": entities.templates, "tags": entities.tags, "tag_groups": entities.tag_groups,
+            "list_members": members["list"], "segment_members": members["segment"],
+            "predictive_analytics": entities.predictive}
+
+
+def _when(payload, key):
+    raw = payload.get(key)
+    return int(time.time()) if raw is None else api._parse_z(raw)
+
+
+def admin_post(account, path, payload):
+    """(status, body) for the entities' admin calls, None for a path that is not one of them."""
+    entities = of(account)
+    if path == "/__sandbox/profiles/touch":
+        try:
+            at = _when(payload, "updated")
+        except ValueError:
+            return 400, {"error": "updated must look like 2024-01-01T00:00:00Z"}
+        ids = list(payload.get("ids") or [])
+        unknown = [i for i in ids if i not in account.profiles]
+        if unknown:
+            return 404, {"error": f"no profile {unknown[0]}"}
+        with account.lock:
+            for pid in ids:
+                account.profiles[pid]["attributes"]["updated"] = iso(at)
+            entities.versions["profiles"] += 1
+        return 200, {"ids": ids, "updated": iso(at)}
+    if path == "/__sandbox/members/add":
+        group_id = payload.get("group_id")
+        kind = "list" if any(g["id"] == group_id for g in account.lists) else \
+            "segment" if any(g["id"] == group_id for g in account.segments) else None
+        if kind is None:
+            return 404, {"error": f"no list or segment {group_id}"}
+        try:
+            at = _when(payload, "joined_group_at")
+        except ValueError:
+            return 400, {"error": "joined_group_at must look like 2024-01-01T00:00:00Z"}
+        ids = [pid for pid in payload.get("profile_ids") or [] if pid in account.profiles]
+        with account.lock:
+            members = entities.members[kind].setdefault(group_id, {})
+            added = [pid for pid in ids if pid not in members]
+            for pid in added:
+                members[pid] = at       # a profile already in the group keeps the time it joined
+            entities.versions["members"] += 1
+        return 200, {"added": added, "joined_group_at": iso(at)}
+    return None

@@ -1,0 +1,231 @@
+"""Account shapes for the benchmark, beyond data.generate()'s mixed year.
+
+- sparse: a small shop, events of the ten classic tables spread thinly over a year;
+- dense: one day holding many thousands of events per classic metric (a big campaign day), with a
+  thin history before it that an incremental run from the start of that day must not read.
+
+Both carry pages shaped like Klaviyo's: profiles with the attributes and custom properties a
+Shopify-connected account has (a 1,000-event page with its included profiles is about 1.8 MB),
+event properties as Klaviyo writes them for email events, and an integer wider than 64 bits only
+now and then. Same shape, size, seed and anchor give the same account.
+"""
+import random
+import time
+import uuid
+
+from .data import API, KLAVIYO, SHOPIFY, WIDE_INTEGER, YEAR, Account, Event, iso
+
+DAY = 86400
+
+# One metric per classic event table (the unsubscribe table's current name only: an account
+# created after Klaviyo's rename has no "Unsubscribed" metric).
+CLASSIC_TABLE_METRICS = (
+    "Received Email", "Opened Email", "Clicked Email", "Bounced Email", "Dropped Email",
+    "Marked Email as Spam", "Subscribed to List", "Unsubscribed from List",
+    "Unsubscribed from Email Marketing", "Updated Email Preferences",
+)
+# every name a classic table reads (the counts of data.generate()'s accounts include the old one)
+CLASSIC_METRIC_NAMES = CLASSIC_TABLE_METRICS + ("Unsubscribed",)
+# metrics a real account also has, which the classic tables must not read
+OTHER_METRICS = (("Clicked Email", API), ("Placed Order", SHOPIFY), ("Viewed Product", API),
+                 ("Active on Site", API), ("Received SMS", KLAVIYO))
+
+_ULID = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_FIRST = ("Ada", "Björn", "Chloé", "Dmitri", "Emma", "Farah", "Giulia", "Hiroshi", "Ines", "Jamal", "Olivia", "Liam")
+_LAST = ("Lovelace", "O'Brien", "Søndergaard", "Nguyen", "García", "Müller", "Smith", "Kowalski", "Okafor")
+_CITIES = (("Boston", "MA", "US", "America/New_York"), ("Austin", "TX", "US", "America/Chicago"),
+           ("Zürich", "ZH", "CH", "Europe/Zurich"), ("Lyon", "ARA", "FR", "Europe/Paris"),
+           ("Toronto", "ON", "CA", "America/Toronto"), ("Melbourne", "VIC", "AU", "Australia/Melbourne"))
+_TAGS = ("vip", "wholesale", "newsletter", "returning", "gift-card", "subscription", "b2b", "influencer")
+_CATEGORIES = ("Shoes", "Outerwear", "Accessories", "Kids", "Sale", "New Arrivals", "Home", "Beauty")
+_SUBJECTS = ("Spring sale: 30% off everything", "Your order is on its way", "Grüße aus Köln 🎉",
+             "Last chance: free shipping ends tonight", "We miss you, here is 15% off",
+             "New arrivals picked for you", "Your cart is waiting")
+_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "icloud.com", "gmx.de", "example.com")
+
+
+def _ulid(rng):
+    return "01" + "".join(rng.choice(_ULID) for _ in range(24))
+
+
+def _rich_profile(rng, anchor, number):
+    """A profile with what a Shopify-connected account's profiles hold (about 1.2 KB as JSON)."""
+    created = anchor - 2 * YEAR + rng.randrange(2 * YEAR - DAY)
+    city, region, country, zone = rng.choice(_CITIES)
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    orders = rng.randrange(0, 40)
+    spent = round(orders * rng.uniform(20, 180), 2)
+    properties = {
+        "$source": rng.choice(["Shopify", "Signup form", "API", "Import"]),
+        "$consent": ["email"] if number % 5 else ["email", "sms"],
+        "$consent_timestamp": iso(created + 60),
+        "Accepts Marketing": number % 9 != 0,
+        "Shopify Tags": rng.sample(_TAGS, rng.randrange(0, 4)),
+        "Total Orders": orders,
+        "Total Spent": spent,
+        "Average Order Value": round(spent / orders, 2) if orders else 0,
+        "First Purchase Date": iso(created + rng.randrange(YEAR)) if orders else None,
+        "Last Order Date": iso(created + YEAR + rng.randrange(YEAR // 2)) if orders else None,
+        "Preferred Language": rng.choice(["en", "de", "fr", "en-US", "es"]),
+        "Birthday": f"{1950 + number % 55}-{1 + number % 12:02d}-{1 + number % 28:02d}",
+        "Loyalty Tier": rng.choice(["Bronze", "Silver", "Gold", "Platinum"]),
+        "Loyalty Points": rng.randrange(0, 25000),
+        "Referral Code": f"REF-{first.upper()[:3]}{number:06d}",
+        "Favorite Categories": rng.sample(_CATEGORIES, 2),
+        "Newsletter Frequency": rng.choice(["weekly", "monthly", "daily"]),
+        "Signup Page": f"https://shop.example/pages/welcome?utm_source=instagram&utm_campaign=spring{number % 40}",
+        "Last Viewed Product": f"Merino Crew Sweater – {rng.choice(['Navy', 'Oat', 'Forest'])} / {rng.choice('SML')}",
+        "Engagement Score": round(rng.random(), 4),
+        "Quiz Results": {"style": rng.choice(["classic", "sporty", "minimal"]), "size": rng.choice("SMLX"),
+                         "budget": rng.choice(["$", "$$", "$$$"])},
+    }
+    if number % 11 == 0:
+        properties["$email"] = "shadow@example.invalid"      # a custom key that must not win
+    attributes = {
+        "email": f"{first.lower()}.{number}@{rng.choice(_DOMAINS)}" if number % 10 != 9 else None,
+        "phone_number": f"+1617555{number % 10000:04d}" if number % 3 else None,
+        "external_id": f"shopify-{7000000000 + number * 7}" if number % 4 else None,
+        "first_name": first,
+        "last_name": last,
+        "organization": rng.choice(["Acme Outfitters", None, None]),
+        "title": rng.choice(["Buyer", None, None]),
+        "image": None,
+        "created": iso(created),
+        "updated": iso(created + rng.randrange(YEAR)),
+        "last_event_date": None,
+        "location": None if number % 17 == 0 else {
+            "address1": f"{10 + number % 990} {rng.choice(['Main St', 'Elm Ave', 'Bahnhofstrasse', 'Rue de la Paix'])}",
+            "address2": None if number % 2 else f"Apt {number % 50}",
+            "city": city, "region": region, "zip": f"{rng.randrange(10000, 99999)}", "country": country,
+            "latitude": round(rng.uniform(-60, 60), 6), "longitude": round(rng.uniform(-120, 120), 6),
+            "timezone": zone, "ip": f"203.0.113.{number % 250}",
+        },
+        "properties": properties,
+        "subscriptions": {"email": {"marketing": {"can_receive_email_marketing": True, "consent": "SUBSCRIBED",
+                                                  "suppression": []}}},
+    }
+    return {"type": "profile", "id": _ulid(rng), "attributes": attributes}
+
+
+def _event_properties(rng, name, n, message_id):
+    """Properties as Klaviyo writes them on its own email and list events (about 350 bytes)."""
+    subject = rng.choice(_SUBJECTS)
+    if name in ("Subscribed to List", "Unsubscribed from List"):
+        return {"List": f"Newsletter {n % 5}", "$list": f"Xy{n % 5:04d}", "$source": rng.choice([-9, 5, "API"]),
+                "$event_id": f"{message_id}:{n}", "Subscription Method": rng.choice(["Form", "Checkout", "API"])}
+    if name in ("Unsubscribed from Email Marketing", "Updated Email Preferences"):
+        return {"Campaign Name": f"Spring Sale {n % 40}", "Subject": subject, "$message": message_id,
+                "$event_id": f"{message_id}:{n}", "Method": rng.choice(["Unsubscribe link", "Preference page"]),
+                "List": f"Newsletter {n % 5}"}
+    props = {"Campaign Name": f"Spring Sale {n % 40} – segment B", "Subject": subject, "$message": message_id,
+             "$message_interaction": message_id, "$_cohort$message_send_cohort": f"{1700000000 + n % 97}:{message_id}",
+             "$flow": "", "$variation": f"{message_id}-A", "Email Domain": rng.choice(_DOMAINS),
+             "Inbox Provider": rng.choice(["Gmail", "Yahoo", "Microsoft", "Apple"]), "$ESP": 0,
+             "$event_id": f"{message_id}:{n}:0"}
+    if name == "Opened Email":
+        props.update({"Client Name": rng.choice(["Gmail", "Apple Mail", "Outlook", None]),
+                      "Client OS": rng.choice(["iOS", "Android", "Windows", "macOS"]), "Client Type": "Mobile",
+                      "machine_open": n % 4 == 0})
+    elif name == "Clicked Email":
+        props["URL"] = f"https://shop.example/collections/sale/p/{n % 311}?utm_source=klaviyo&utm_medium=email"
+    elif name == "Bounced Email":
+        props["Bounce Type"] = rng.choice(["hard", "soft"])
+    elif name == "Dropped Email":
+        props["Drop Reason"] = rng.choice(["Previously bounced", "Marked as spam", "Invalid email"])
+    return props
+
+
+def _new_account(rng, anchor, profile_count, lists=4, segments=2):
+    account = Account(anchor=anchor)
+    for number, (name, integration) in enumerate([(n, KLAVIYO) for n in CLASSIC_TABLE_METRICS] + list(OTHER_METRICS)):
+        mid = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
+        account.metrics.append({"type": "metric", "id": mid, "attributes": {
+            "name": name, "created": iso(anchor - 3 * YEAR + number), "updated": iso(anchor - YEAR),
+            "integration": {"object": "integration", **integration}}})
+    for number in range(profile_count):
+        profile = _rich_profile(rng, anchor, number)
+        account.profiles[profile["id"]] = profile
+    for kind, count, target in (("list", lists, account.lists), ("segment", segments, account.segments)):
+        for number in range(count):
+            created = anchor - YEAR - rng.randrange(YEAR)
+            attributes = {"name": f"{kind.title()} {number}", "created": iso(created),
+                          "updated": iso(created + rng.randrange(YEAR)), "opt_in_process": "single_opt_in",
+                          "profile_count": rng.randrange(0, 50000)}
+            if kind == "segment":
+                attributes.update({"definition": None, "is_active": True, "is_processing": False,
+                                   "is_starred": False})
+            target.append({"type": kind, "id": f"{'Xy' if kind == 'list' else 'Sg'}{rng.randrange(16**4):04x}{number}",
+                           "attributes": attributes})
+    return account
+
+
+def _fill(account, rng, timestamps_by_metric, wide_every):
+    """Events at the given instants, each with a random profile; sorted per metric as data.Account keeps them.
+
+    Every wide_every-th event (counting across metrics) carries an integer wider than 64 bits, so
+    only some pages hold one; a negative one just past int64 comes along, which a 20-digit check misses.
+    """
+    profile_ids = list(account.profiles)
+    n = 0
+    for metric in account.metrics[:len(CLASSIC_TABLE_METRICS)]:
+        name = metric["attributes"]["name"]
+        messages = [_ulid(rng)[:6].upper() for _ in range(8)]
+        events = []
+        for timestamp in timestamps_by_metric.get(name, ()):
+            n += 1
+            properties = _event_properties(rng, name, n, rng.choice(messages))
+            if wide_every and n % wide_every == wide_every // 2:
+                properties["Order Number"] = WIDE_INTEGER + n
+                properties["Ledger Delta"] = -(2 ** 63) - n
+            events.append(Event(timestamp, account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))),
+                                rng.choice(profile_ids), metric["id"], properties))
+        events.sort(key=lambda e: (e.timestamp, e.id))
+        account.events[metric["id"]] = events
+        account.keys[metric["id"]] = [(e.timestamp, e.id) for e in events]
+
+
+def sparse(per_metric=2000, seed=1, anchor=None, profiles=None, wide_every=8000, lists=4, segments=2):
+    """per_metric events for each classic table's metric, uniformly over the year before the anchor."""
+    anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
+    rng = random.Random(seed)
+    account = _new_account(rng, anchor, profiles or max(40, per_metric * len(CLASSIC_TABLE_METRICS) // 4),
+                           lists, segments)
+    times = {name: [anchor - YEAR + rng.randrange(YEAR - 3600) for _ in range(per_metric)]
+             for name in CLASSIC_TABLE_METRICS}
+    _fill(account, rng, times, wide_every)
+    return account
+
+
+def dense_day(anchor):
+    """The dense shape's day: the last whole UTC day before the anchor; its start is the bookmark."""
+    return anchor // DAY * DAY - DAY
+
+
+def dense(per_metric=15000, seed=1, anchor=None, profiles=None, history_per_metric=100, wide_every=8000,
+          lists=4, segments=2):
+    """per_metric events for each classic table's metric within dense_day(anchor), half of them in a
+    two-hour send burst (many per second), plus history_per_metric events in the year before that day."""
+    anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
+    rng = random.Random(seed)
+    account = _new_account(rng, anchor, profiles or max(40, per_metric), lists, segments)
+    day = dense_day(anchor)
+    times = {}
+    for index, name in enumerate(CLASSIC_TABLE_METRICS):
+        burst = day + (8 + index) * 3600
+        inside = [burst + rng.randrange(7200) if k % 2 else day + rng.randrange(DAY) for k in range(per_metric)]
+        before = [day - YEAR + rng.randrange(YEAR) for _ in range(history_per_metric)]
+        times[name] = inside + before
+    _fill(account, rng, times, wide_every)
+    return account
+
+
+def classic_counts(account, since, until):
+    """Events per classic metric (Klaviyo integration) in [since, until): what a sync of the ten
+    tables over that range must read."""
+    counts = {}
+    for metric in account.metrics:
+        attributes = metric["attributes"]
+        if attributes["integration"]["name"] != "Klaviyo" or attributes["name"] not in CLASSIC_METRIC_NAMES:
+            continue
+        counts[metric["id"]] = sum(1 for e in account.events.get(metric["id"], ()) if since <= e.timestamp < until)
+    return counts
