@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import timeit
 import urllib.request
 from pathlib import Path
 
@@ -84,10 +83,11 @@ def default_concurrency(source):
     return json.loads(about)["settings"]["properties"]["concurrency"]["default"]
 
 
-def write_inputs(sandbox, source, workdir, shape):
+def write_inputs(sandbox, source, workdir, shape, extra_config):
     """Config, catalog (the ten event tables) and, for dense, the state; returns their paths."""
     info = sandbox.info
     config = {"api_key": info["api_key"], "base_url": info["base_url"], "list_person_count": False}
+    config.update(extra_config)
     state = None
     if shape == "dense":
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"]))
@@ -161,19 +161,33 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit):
     stats = sandbox.call("/__sandbox/stats")
     cpu = usage.ru_utime + usage.ru_stime
     return {"label": label, "concurrency": concurrency, "records": records, "states": states, "wall_s": wall,
-            "cpu_s": cpu, "cpu_us_per_event": cpu / max(records, 1) * 1e6, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "cpu_s": cpu, "cpu_sys_s": usage.ru_stime, "cpu_us_per_event": cpu / max(records, 1) * 1e6, "peak_rss_mb": usage.ru_maxrss / 1024,
             "requests": stats["requests"], "throttled_429": stats["throttled"], "sandbox_cpu_s": sandbox_cpu}
 
 
-def page_costs(sandbox, source):
-    """ms a 1,000-event page of the shape costs in the tap's decode path (best of several rounds)."""
-    sys.path.insert(0, str(source))
-    try:
-        from tap_klaviyo.client import parse_json
-        from tap_klaviyo.output import record_lines
-        from tap_klaviyo.rows import EVENT_FIELDS, PROFILE_FIELDS, event_rows
-    finally:
-        sys.path.pop(0)
+# Run in a fresh interpreter on the tap's modules, objects made anew each round and the cyclic GC
+# on, as in the tap: timeit's best-of with the GC off hid a third of the cost.
+_PAGE_COSTS = """
+import sys, time
+from tap_klaviyo.client import parse_json
+from tap_klaviyo.output import record_lines
+from tap_klaviyo.rows import event_rows
+body, metric_id = open(sys.argv[1], "rb").read(), sys.argv[2]
+spent, rounds = [0.0, 0.0, 0.0], 20
+for _ in range(rounds + 2):
+    a = time.process_time(); document = parse_json(body)
+    b = time.process_time(); rows = event_rows(document, metric_id, "Received Email", 0, 2 ** 40)
+    c = time.process_time(); lines = record_lines("receive", rows, "2026-01-01T00:00:00.000000Z")
+    d = time.process_time()
+    if _ >= 2:
+        spent = [spent[0] + b - a, spent[1] + c - b, spent[2] + d - c]
+    del document, lines
+print(len(rows), *(s / rounds * 1e3 for s in spent))
+"""
+
+
+def page_costs(sandbox, source, workdir):
+    """ms a 1,000-event page of the shape costs in the tap's decode path (mean of 20 rounds)."""
     info = sandbox.info
     headers = {"Authorization": "Klaviyo-API-Key " + info["api_key"], "revision": "2026-10-15"}
 
@@ -183,32 +197,29 @@ def page_costs(sandbox, source):
         with urllib.request.urlopen(request) as response:
             return response.read()
 
+    fields = subprocess.run([str(PYTHON), "-c", "from tap_klaviyo.rows import EVENT_FIELDS, PROFILE_FIELDS; "
+                             "print(EVENT_FIELDS); print(PROFILE_FIELDS)"], check=True, capture_output=True,
+                            text=True, cwd=source, env=tap_env(source)).stdout.split()
     metrics = json.loads(get("/api/metrics", {}))["data"]
     received = next(m["id"] for m in metrics if m["attributes"]["name"] == "Received Email")
     body = get("/api/events", {
         "filter": f'equals(metric_id,"{received}")', "sort": "datetime", "include": "profile,metric",
-        "page[size]": PAGE_SIZE, "fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
-        "fields[metric]": "name"})
-    document = parse_json(body)
-    rows = event_rows(document, received, "Received Email", 0, 2 ** 40)
-    extracted = "2026-01-01T00:00:00.000000Z"
-
-    def best(work):
-        return min(timeit.repeat(work, number=1, repeat=15)) * 1e3
-
-    parse = best(lambda: parse_json(body))
-    mapping = best(lambda: event_rows(document, received, "Received Email", 0, 2 ** 40))
-    serialize = best(lambda: record_lines("receive", rows, extracted))
+        "page[size]": PAGE_SIZE, "fields[event]": fields[0], "fields[profile]": fields[1], "fields[metric]": "name"})
+    page = workdir / "page.json"
+    page.write_bytes(body)
+    measured = subprocess.run([str(PYTHON), "-c", _PAGE_COSTS, str(page), received], check=True, capture_output=True,
+                              text=True, cwd=source, env=tap_env(source)).stdout.split()
+    events, (parse, mapping, serialize) = int(measured[0]), map(float, measured[1:])
     total = parse + mapping + serialize
-    return (f"page of {len(rows)} events, {len(body) / 1e6:.2f} MB: parse {parse:.1f} ms, map {mapping:.1f} ms, "
-            f"serialize {serialize:.1f} ms = {total:.1f} ms ({total / len(rows) * 1e3:.1f} us an event)")
+    return (f"page of {events} events, {len(body) / 1e6:.2f} MB: parse {parse:.1f} ms, map {mapping:.1f} ms, "
+            f"serialize {serialize:.1f} ms = {total:.1f} ms ({total / events * 1e3:.1f} us an event)")
 
 
 def describe(run, minimum, target):
     if run is None:
         return None
     line = (f"  {run['label']:<14} requests={run['requests']} (min {minimum}, target {target:g}) "
-            f"records={run['records']} wall_s={run['wall_s']:.2f} cpu_s={run['cpu_s']:.2f} "
+            f"records={run['records']} wall_s={run['wall_s']:.2f} cpu_s={run['cpu_s']:.2f} (sys {run['cpu_sys_s']:.2f}) "
             f"cpu_us_per_event={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
             f"429s={run['throttled_429']} states={run['states']}")
     return line
@@ -228,10 +239,10 @@ def bench_shape(shape, events, args, source, workdir, results):
               flush=True)
         if not args.skip_page:
             try:
-                print("  " + page_costs(sandbox, source), flush=True)
+                print("  " + page_costs(sandbox, source, workdir), flush=True)
             except Exception as exc:      # the decode functions changed shape: the runs still count
                 print(f"  per-page figures unavailable ({type(exc).__name__}: {exc})")
-        inputs = write_inputs(sandbox, source, workdir, shape)
+        inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra)
         runs = {}
         for concurrency in (None, 1):
             if concurrency == 1 and shape not in args.serial_shapes:
@@ -270,6 +281,8 @@ def main():
     parser.add_argument("--serial-limit", type=float, default=240, help="seconds before a concurrency-1 run is cut")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
+    parser.add_argument("--config-extra", type=json.loads, default={},
+                        help='JSON merged into the tap config of every run, e.g. \'{"window_days": 3650}\'')
     parser.add_argument("--label", default="last", help="results go to bench-results/<label>.json")
     parser.add_argument("--compare", help="a results file of an earlier run: print wall-clock ratios against it")
     args = parser.parse_args()
@@ -279,7 +292,7 @@ def main():
     workdir.mkdir(exist_ok=True)
     args.default_concurrency = default_concurrency(source)
     print(f"# tap from {source}; {args.latency_ms:g} ms a request, documented rate limits (rate_scale 1), "
-          f"default concurrency {args.default_concurrency}")
+          f"default concurrency {args.default_concurrency}" + (f"; config {args.config_extra}" if args.config_extra else ""))
     results, began = {}, time.monotonic()
     for shape in args.shapes.split(","):
         sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]

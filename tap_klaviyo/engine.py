@@ -223,7 +223,7 @@ class SyncContext:
         self.watermarks = {}
         self._cache = {}
         self._claimed = set()
-        self._cache_lock = threading.Lock()
+        self._cache_lock = threading.RLock()     # a computation may ask for another (once within once)
 
     def claim(self, key):
         """True the first time key is claimed in this run (a plan made once for several streams)."""

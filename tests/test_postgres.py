@@ -66,11 +66,13 @@ def postgres():
     server.stop()
 
 
-def pipe(tmp_path, postgres, config, state=None, name="run"):
+def pipe(tmp_path, postgres, config, state=None, name="run", catalog=None, schema="klaviyo"):
     target_config = write_json(tmp_path, "target.json", {
         "host": "127.0.0.1", "port": postgres.port, "user": "postgres", "password": "", "database": "postgres",
-        "default_target_schema": "klaviyo", "load_method": "upsert"})
+        "default_target_schema": schema, "load_method": "upsert"})
     command = tap_command() + ["--config", write_json(tmp_path, "tap.json", config)]
+    if catalog is not None:
+        command += ["--catalog", write_json(tmp_path, f"{name}-catalog.json", catalog)]
     if state is not None:
         command += ["--state", write_json(tmp_path, f"{name}-state.json", state)]
     with open(tmp_path / f"{name}-tap.log", "w") as tap_log, open(tmp_path / f"{name}-target.log", "w") as target_log:
@@ -85,10 +87,10 @@ def pipe(tmp_path, postgres, config, state=None, name="run"):
     return states[-1]
 
 
-def counts(postgres):
+def counts(postgres, schema="klaviyo"):
     tables = [r[0] for r in postgres.sql("select table_name from information_schema.tables "
-                                         "where table_schema = 'klaviyo'")]
-    return {t: int(postgres.sql(f'select count(*) from klaviyo."{t}"')[0][0]) for t in tables}
+                                         f"where table_schema = '{schema}'")]
+    return {t: int(postgres.sql(f'select count(*) from {schema}."{t}"')[0][0]) for t in tables}
 
 
 def test_the_twelve_tables_load_into_postgres_and_stay_keyed(make_sandbox, postgres, tmp_path):
@@ -126,3 +128,25 @@ def test_the_twelve_tables_load_into_postgres_and_stay_keyed(make_sandbox, postg
     loaded = {r[0] for r in postgres.sql("select id from klaviyo.open union all select id from klaviyo.bounce "
                                          "union all select id from klaviyo.update_email_preferences")}
     assert set(added) <= loaded
+
+
+def test_the_opt_in_tables_load_into_postgres_with_their_keys(make_sandbox, postgres, tmp_path):
+    from tests.conftest import catalog_selecting
+    from tests.test_optin_streams import OPT_IN, expected_rows
+    from tap_klaviyo.streams import BY_NAME
+    sandbox = make_sandbox(events=600)
+    started = int(time.time())
+    pipe(tmp_path, postgres, sandbox.config(), catalog=catalog_selecting(*OPT_IN), schema="klaviyo_opt_in")
+    dump = sandbox.dump()
+    want = {stream: len(expected_rows(dump, stream, started)) for stream in OPT_IN}
+    assert all(want.values()) and counts(postgres, "klaviyo_opt_in") == want
+    for stream in OPT_IN:
+        key = ", ".join(f'"{column}"' for column in BY_NAME[stream].key)
+        total, distinct = postgres.sql(f'select count(*), count(distinct ({key})) from klaviyo_opt_in."{stream}"')[0]
+        assert total == distinct, f"{stream}: duplicated keys"
+    # nested objects arrive as JSON, child rows keep their parent's id
+    orphans = postgres.sql("""select count(*) from klaviyo_opt_in.flow_messages m
+                              left join klaviyo_opt_in.flow_actions a on a.id = m.flow_action_id where a.id is null""")
+    assert orphans == [["0"]]
+    assert postgres.sql("""select count(*) from klaviyo_opt_in.profiles
+                           where subscriptions->'email'->'marketing' ? 'consent'""")[0][0] == str(want["profiles"])

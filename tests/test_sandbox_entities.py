@@ -57,6 +57,10 @@ def ids_of(found):
     return [item["id"] for page in found for item in page["data"]]
 
 
+def zulu(seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
 def epoch(text):
     return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%S+00:00"))
 
@@ -105,7 +109,8 @@ def test_each_collection_pages_to_every_entity_once(shared, dump):
             found = pages(shared, f"/api/{kind}s/{group['id']}/profiles", {"page[size]": "7"})
             got = ids_of(found)
             assert len(got) == len(set(got))
-            assert got == [m["profile_id"] for m in sorted(members, key=lambda m: (m["joined_group_at"], m["profile_id"]))]
+            in_order = sorted(members, key=lambda m: (m["joined_group_at"], m["profile_id"]))
+            assert got == [m["profile_id"] for m in in_order]
             joined = {m["profile_id"]: m["joined_group_at"] for m in members}
             assert all(p["attributes"]["joined_group_at"] == joined[p["id"]] for page in found for p in page["data"])
     assert any(not any(m["list_id"] == g["id"] for m in dump["list_members"]) for g in dump["lists"])  # an empty list
@@ -167,13 +172,13 @@ def test_flow_template_and_tag_filters_and_sorts(shared, dump):
     assert got == by_key(live, lambda f: f["attributes"]["name"])
     welcome = next(f for f in dump["flows"] if f["attributes"]["name"] == "Welcome Series")
     actions = [a for a in dump["flow_actions"] if a["relationships"]["flow"]["data"]["id"] == welcome["id"]]
-    got = ids_of(pages(shared, f"/api/flows/{welcome['id']}/flow-actions", {"filter": "equals(action_type,\"send-email\")"}))
+    got = ids_of(pages(shared, f"/api/flows/{welcome['id']}/flow-actions",
+                       {"filter": "equals(action_type,\"send-email\")"}))
     assert got == [a["id"] for a in actions if a["attributes"]["definition"]["type"] == "send-email"] and len(got) == 3
 
     templates = dump["templates"]
     cut = sorted(epoch(t["attributes"]["created"]) for t in templates)[5]
-    got = ids_of(pages(shared, "/api/templates", {"filter": f"greater-than(created,{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(cut))})",
-                                                  "sort": "-created"}))
+    got = ids_of(pages(shared, "/api/templates", {"filter": f"greater-than(created,{zulu(cut)})", "sort": "-created"}))
     want = [t for t in templates if epoch(t["attributes"]["created"]) > cut]
     assert got == list(reversed(by_key(want, lambda t: epoch(t["attributes"]["created"]))))
 
@@ -195,7 +200,8 @@ def test_member_filters_and_sorts(shared, dump):
     stamps = [m["joined_group_at"] for m in members]
     tied = max(set(stamps), key=stamps.count)
     assert stamps.count(tied) > 1
-    after = ids_of(pages(shared, f"/api/lists/{group}/profiles", {"filter": f"greater-than(joined_group_at,{tied[:19]}Z)"}))
+    after = ids_of(pages(shared, f"/api/lists/{group}/profiles",
+                         {"filter": f"greater-than(joined_group_at,{tied[:19]}Z)"}))
     assert after == [m["profile_id"] for m in members if m["joined_group_at"] > tied]
     segment = dump["segments"][0]["id"]
     email = next(dump_profile["attributes"]["email"] for dump_profile in dump["profiles"]
@@ -229,9 +235,9 @@ def test_profile_filters_sorts_and_additional_fields(shared, dump):
 
 # --- includes, sparse fieldsets, shapes by revision -----------------------------------------------
 def test_includes_and_sparse_fieldsets(shared, dump):
-    status, body, _ = call(shared, "/api/campaigns", {"filter": channel_filter("email"), "include": "campaign-messages,tags",
-                                                     "fields[campaign]": "name,send_time",
-                                                     "fields[campaign-message]": "definition.channel,send_times"})
+    status, body, _ = call(shared, "/api/campaigns", {
+        "filter": channel_filter("email"), "include": "campaign-messages,tags", "fields[campaign]": "name,send_time",
+        "fields[campaign-message]": "definition.channel,send_times"})
     assert status == 200
     campaigns = {c["id"]: c for c in dump["campaigns"]}
     messages = {m["id"]: m for m in dump["campaign_messages"]}
@@ -240,7 +246,8 @@ def test_includes_and_sparse_fieldsets(shared, dump):
         assert set(item["attributes"]) == {"name", "send_time"}
         related = campaigns[item["id"]]["relationships"]
         assert item["relationships"]["campaign-messages"]["data"] == related["campaign-messages"]["data"]
-        wanted_included |= {(r["type"], r["id"]) for r in related["campaign-messages"]["data"] + related["tags"]["data"]}
+        refs = related["campaign-messages"]["data"] + related["tags"]["data"]
+        wanted_included |= {(r["type"], r["id"]) for r in refs}
     assert {(i["type"], i["id"]) for i in body["included"]} == wanted_included
     for item in body["included"]:
         if item["type"] == "campaign-message":
@@ -254,8 +261,8 @@ def test_includes_and_sparse_fieldsets(shared, dump):
     email = next(m for m in dump["campaign_messages"] if m["relationships"]["template"]["data"])
     campaign_id = email["relationships"]["campaign"]["data"]["id"]
     body = call(shared, f"/api/campaigns/{campaign_id}/campaign-messages", {"include": "campaign,template"})[1]
-    assert {(i["type"], i["id"]) for i in body["included"]} >= {("campaign", campaign_id),
-                                                                 ("template", email["relationships"]["template"]["data"]["id"])}
+    template_id = email["relationships"]["template"]["data"]["id"]
+    assert {(i["type"], i["id"]) for i in body["included"]} >= {("campaign", campaign_id), ("template", template_id)}
     assert all("definition" not in i["attributes"] for i in body["included"] if i["type"] == "template")
 
     templates = {t["id"]: t for t in dump["templates"]}
@@ -281,8 +288,8 @@ def test_flow_actions_and_messages_in_older_revisions(shared, dump):
     for item in (i for page in old for i in page["data"]):
         definition = actions[item["id"]]["attributes"]["definition"]
         assert item["attributes"]["action_type"] == definition["type"].upper().replace("-", "_")
-        assert set(item["attributes"]) == {"action_type", "status", "created", "updated", "settings", "tracking_options",
-                                           "send_options", "badge_options", "render_options"}
+        assert set(item["attributes"]) == {"action_type", "status", "created", "updated", "settings",
+                                           "tracking_options", "send_options", "badge_options", "render_options"}
     webhook = next(a for a in actions.values() if a["relationships"]["flow"]["data"]["id"] == flow["id"]
                    and a["attributes"]["definition"]["type"] == "send-webhook")
     assert len(ids_of(pages(shared, f"/api/flow-actions/{webhook['id']}/flow-messages"))) == 1
@@ -318,7 +325,8 @@ def test_each_endpoint_has_its_family_and_tier(make_sandbox):
     group, segment = dump["lists"][0]["id"], dump["segments"][0]["id"]
     expected = [("/api/campaigns", {"filter": channel_filter("sms")}, "campaigns", 10),
                 (f"/api/campaigns/{dump['campaigns'][0]['id']}/campaign-messages", None, "campaign_messages", 10),
-                ("/api/flows", None, "flows", 3), (f"/api/flows/{dump['flows'][0]['id']}/flow-actions", None, "flow_actions", 3),
+                ("/api/flows", None, "flows", 3),
+                (f"/api/flows/{dump['flows'][0]['id']}/flow-actions", None, "flow_actions", 3),
                 (f"/api/flow-actions/{dump['flow_actions'][0]['id']}/flow-messages", None, "flow_messages", 3),
                 ("/api/templates", None, "templates", 75), ("/api/tags", None, "tags", 3),
                 (f"/api/lists/{group}/profiles", None, "list_profiles", 75),
@@ -337,7 +345,7 @@ def test_profiles_touched_and_members_added_while_paging(make_sandbox):
     sandbox = make_sandbox(events=600, lists=3, segments=1)
     dump = sandbox.dump()
     profiles = dump["profiles"]
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(min(epoch(p["attributes"]["updated"]) for p in profiles) - 1))
+    since = zulu(min(epoch(p["attributes"]["updated"]) for p in profiles) - 1)
     params = {"filter": f"greater-than(updated,{since})", "sort": "updated", "page[size]": "10"}
     first = call(sandbox, "/api/profiles", params)[1]
     moved = first["data"][0]["id"]
@@ -362,9 +370,10 @@ def test_profiles_touched_and_members_added_while_paging(make_sandbox):
     newcomers = [p["id"] for p in profiles if p["id"] not in members][:3]
     first = call(sandbox, f"/api/lists/{group}/profiles", {"page[size]": "5"})[1]
     joined = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(dump["anchor"] + 120))
-    answer = sandbox.post("/__sandbox/members/add", {"group_id": group, "profile_ids": newcomers + [first["data"][0]["id"]],
-                                                     "joined_group_at": joined})
+    answer = sandbox.post("/__sandbox/members/add", {
+        "group_id": group, "profile_ids": newcomers + [first["data"][0]["id"]], "joined_group_at": joined})
     assert answer["added"] == newcomers          # a member already in keeps the time it joined
     rest = ids_of(pages(sandbox, first["links"]["next"]))
     assert rest[-3:] == sorted(newcomers) and len(ids_of([first])) + len(rest) == len(members) + 3
-    assert {m["profile_id"] for m in sandbox.dump()["list_members"] if m["list_id"] == group} == members | set(newcomers)
+    now_in = {m["profile_id"] for m in sandbox.dump()["list_members"] if m["list_id"] == group}
+    assert now_in == members | set(newcomers)

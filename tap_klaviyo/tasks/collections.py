@@ -92,10 +92,9 @@ class CollectionScan:
         if self.emit:
             query = Query.of(stream, self.context)
             params, family, self._attributes = dict(query.params), query.family, query.attributes
-        else:
-            # read only for the ids its children are listed under
-            params, family = {**dict(stream.params), f"fields[{stream.resource}]": _CHEAPEST[stream.resource]}, \
-                stream.endpoint
+        else:       # read only for the ids its children are listed under
+            params = {**dict(stream.params), f"fields[{stream.resource}]": _CHEAPEST[stream.resource]}
+            family = stream.endpoint
         if stream.fan_out_filter:
             params["filter"] = stream.fan_out_filter.format(value=self.fan_value)
         _sized(params, stream.endpoint, config)

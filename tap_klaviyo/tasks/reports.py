@@ -217,10 +217,10 @@ def plan_report(stream, context):
         return [(ValuesReport(stream, metric_id, lower, upper), 0)]
     since = bookmarks.since(context.state, stream.name)
     if since is None:
-        begin = max(config.start_date // DAY * DAY, today - config.report_days * DAY)
+        begin = lower = max(config.start_date // DAY * DAY, today - config.report_days * DAY)
     else:
         begin = min(since // DAY * DAY, today)
-    lower = begin - config.report_lookback_days * DAY
+        lower = begin - config.report_lookback_days * DAY
     # today is read as far as it has come, but the bookmark stops at its start: a run reads it again
     upper = today + DAY
     watermark = context.watermarks[stream.name] = Watermark(begin, today)

@@ -9,7 +9,6 @@ account, so the classic data stays exactly what it was; classic values are never
 keys the classic account lacked are added.
 """
 import bisect
-import calendar
 import json
 import re
 import threading
@@ -48,7 +47,8 @@ TAGS = (("Black Friday", 1), ("Holiday", 1), ("Spring", 1), ("Summer", 1), ("VIP
 FLOWS = (
     ("Welcome Series", "Added to List", "live", False,
      ("send-email", "time-delay", "send-email", "conditional-split", "send-sms", "send-email")),
-    ("Abandoned Cart", "Metric", "live", False, ("time-delay", "send-email", "time-delay", "send-mobile-push", "send-email")),
+    ("Abandoned Cart", "Metric", "live", False,
+     ("time-delay", "send-email", "time-delay", "send-mobile-push", "send-email")),
     ("Browse Abandonment", "Metric", "manual", False, ("time-delay", "send-email", "update-profile")),
     ("Post-Purchase Thank You", "Metric", "live", False, ("time-delay", "send-email", "send-webhook", "send-sms")),
     ("Winback", "Metric", "draft", True, ("send-email", "time-delay", "conditional-split", "send-email")),
@@ -175,7 +175,8 @@ def _enrich_profiles(account, entities, rng):
         consented = created + rng.randrange(30 * DAY)
         marketing.update({
             "consent_timestamp": iso(consented), "last_updated": iso(consented + rng.randrange(90 * DAY)),
-            "method": rng.choice(("PREBUILT_FORM", "API", "IMPORT")), "method_detail": rng.choice(("Footer form", None)),
+            "method": rng.choice(("PREBUILT_FORM", "API", "IMPORT")),
+            "method_detail": rng.choice(("Footer form", None)),
             "custom_method_detail": None, "double_optin": rng.choice((True, False, None)),
             "list_suppressions": [] if number % 17 != 5 or not list_ids else [
                 {"list_id": rng.choice(list_ids), "reason": rng.choice(("USER_SUPPRESSED", "UNSUBSCRIBE")),
@@ -185,14 +186,16 @@ def _enrich_profiles(account, entities, rng):
         a["subscriptions"]["sms"] = {
             "marketing": {"can_receive_sms_marketing": texts, "consent": "SUBSCRIBED" if texts else "NEVER_SUBSCRIBED",
                           "consent_timestamp": iso(consented) if texts else None, "method": "TEXT" if texts else None,
-                          "method_detail": "JOIN" if texts else None, "last_updated": iso(consented) if texts else None},
+                          "method_detail": "JOIN" if texts else None,
+                          "last_updated": iso(consented) if texts else None},
             "transactional": None if number % 2 else {
                 "can_receive_sms_transactional": texts, "consent": "SUBSCRIBED" if texts else "NEVER_SUBSCRIBED",
                 "consent_timestamp": iso(consented) if texts else None, "method": None, "method_detail": None,
                 "last_updated": None}}
+        pushes = number % 5 == 0
         a["subscriptions"]["mobile_push"] = {"marketing": {
-            "can_receive_push_marketing": number % 5 == 0, "consent": "SUBSCRIBED" if number % 5 == 0 else "NEVER_SUBSCRIBED",
-            "consent_timestamp": iso(consented) if number % 5 == 0 else None}}
+            "can_receive_push_marketing": pushes, "consent": "SUBSCRIBED" if pushes else "NEVER_SUBSCRIBED",
+            "consent_timestamp": iso(consented) if pushes else None}}
         if number % 4 == 0:
             entities.predictive[pid] = None      # too little history for a prediction
             continue
@@ -200,10 +203,12 @@ def _enrich_profiles(account, entities, rng):
         predicted = round(rng.uniform(0, 400), 2)
         entities.predictive[pid] = {
             "historic_clv": historic, "predicted_clv": predicted, "total_clv": round(historic + predicted, 2),
-            "historic_number_of_orders": rng.randrange(0, 12), "predicted_number_of_orders": round(rng.uniform(0, 4), 2),
+            "historic_number_of_orders": rng.randrange(0, 12),
+            "predicted_number_of_orders": round(rng.uniform(0, 4), 2),
             "average_days_between_orders": None if number % 3 == 1 else round(rng.uniform(10, 120), 1),
             "average_order_value": round(rng.uniform(15, 180), 2), "churn_probability": round(rng.random(), 3),
-            "expected_date_of_next_order": None if number % 3 == 1 else iso(account.anchor + rng.randrange(1, 90) * DAY),
+            "expected_date_of_next_order":
+                None if number % 3 == 1 else iso(account.anchor + rng.randrange(1, 90) * DAY),
             "ranked_channel_affinity": None if number % 6 == 1 else rng.sample(["email", "sms", "push", "whatsapp"], 3),
         }
 
@@ -250,7 +255,8 @@ def _templates(account, entities, rng, ids):
         editor = editors[n % len(editors)]
         attributes = {
             "name": name, "editor_type": editor,
-            "html": f"<!DOCTYPE html><html><body><h1>{name}</h1><p>Hi {{{{ first_name|default:'there' }}}}</p></body></html>",
+            "html": f"<!DOCTYPE html><html><body><h1>{name}</h1>"
+                    f"<p>Hi {{{{ first_name|default:'there' }}}}</p></body></html>",
             "text": None if n % 3 == 1 else f"{name}\n\nHi {{{{ first_name|default:'there' }}}}",
             "amp": f"<!doctype html><html ⚡4email><body>{name}</body></html>" if n % 7 == 0 else None,
             "created": iso(created),
@@ -288,8 +294,8 @@ def _campaign_message(channel, number, name, status, send_time, created, updated
             "action_buttons": None if number % 2 else [
                 {"label": "Shop now", "action_type": "open_url", "position": 0, "url": "https://shop.example/sale"}]},
             "kv_pairs": None if number % 2 else {"screen": "sale"},
-            "options": {"on_open": {"type": "deep_link", "ios_deep_link": "shop://sale", "android_deep_link": "shop://sale"}
-                        if number % 2 == 0 else {"type": "open_app"},
+            "options": {"on_open": {"type": "deep_link", "ios_deep_link": "shop://sale",
+                                    "android_deep_link": "shop://sale"} if number % 2 == 0 else {"type": "open_app"},
                         "badge": {"display": True, "badge_options": {"badge_config": "increment_one"}}
                         if number % 3 == 0 else None,
                         "play_sound": number % 2 == 0}}
@@ -350,8 +356,9 @@ def _campaigns(account, entities, rng, ids):
             else:
                 tracking = None
             included = rng.sample(audience, min(len(audience), 1 + number % 2))
-            excluded = None if number % 3 == 1 else ([] if number % 3 == 0 or len(audience) < 2 else
-                                                        [rng.choice([g for g in audience if g not in included] or audience)])
+            others = [g for g in audience if g not in included] or audience
+            excluded = None if number % 3 == 1 else \
+                [] if number % 3 == 0 or len(audience) < 2 else [rng.choice(others)]
             campaign = {"type": "campaign", "id": ids.ulid(), "attributes": {
                 "name": name, "status": status, "archived": status == "Sent" and number % 5 == 0,
                 "audiences": {"included": included, "excluded": excluded},
@@ -382,9 +389,9 @@ def _flow_message_definition(kind, number, flow_name, message_id, rng, template_
                 "custom_tracking_params": [{"param": "utm_source", "value": "klaviyo"}] if number % 2 == 0 else None,
                 "additional_filters": None, "name": label, "id": message_id}
     if kind == "send-sms":
-        return {"body": f"{flow_name}: see you soon {{{{ organization.url }}}}", "image_id": None, "dynamic_image": None,
-                "message_hierarchy": None, "shorten_links": True, "include_contact_card": False, "add_org_prefix": True,
-                "add_info_link": True, "add_opt_out_language": number % 2 == 0, "smart_sending_enabled": True,
+        return {"body": f"{flow_name}: see you soon {{{{ organization.url }}}}", "image_id": None,
+                "dynamic_image": None, "message_hierarchy": None, "shorten_links": True,
+                "include_contact_card": False, "add_org_prefix": True, "add_info_link": True, "add_opt_out_language": number % 2 == 0, "smart_sending_enabled": True,
                 "sms_quiet_hours_enabled": True, "transactional": False, "add_tracking_params": False,
                 "custom_tracking_params": None, "template_id": None, "additional_filters": None, "name": label,
                 "id": message_id}
@@ -402,7 +409,8 @@ def _action_data(kind, status, number, rng):
     if kind == "time-delay":
         return {"unit": rng.choice(("days", "hours")), "value": rng.randrange(1, 5), "secondary_value": None,
                 "timezone": "profile", "delay_until_time": "09:00:00" if number % 2 else None,
-                "delay_until_weekdays": ["monday", "tuesday", "wednesday", "thursday", "friday"] if number % 3 == 0 else None}
+                "delay_until_weekdays":
+                    ["monday", "tuesday", "wednesday", "thursday", "friday"] if number % 3 == 0 else None}
     if kind == "conditional-split":
         return {"profile_filter": {"condition_groups": [{"conditions": [{
             "type": "profile-property", "property": "properties['Plan']",
@@ -431,7 +439,8 @@ def _flows(account, entities, rng, ids):
             action_created = created + 60 * (position + 1)
             action_updated = action_created + rng.randrange(180 * DAY)
             data = _action_data(kind, action_status, position, rng)
-            links = {"next_if_true": following, "next_if_false": None} if kind == "conditional-split" else {"next": following}
+            links = {"next_if_true": following, "next_if_false": None} if kind == "conditional-split" \
+                else {"next": following}
             action = {"type": "flow-action", "id": action_id, "attributes": {
                 "created": iso(action_created), "updated": iso(action_updated),
                 "definition": {"id": action_id, "temporary_id": None, "type": kind, "links": links, "data": data}},
@@ -472,7 +481,8 @@ def _members(account, entities, rng):
 
 
 def _tag_everything(account, entities, rng):
-    season = {t["id"] for t in entities.tags if t["relationships"]["tag-group"]["data"]["id"] == entities.tag_groups[1]["id"]}
+    season_group = entities.tag_groups[1]["id"]
+    season = {t["id"] for t in entities.tags if t["relationships"]["tag-group"]["data"]["id"] == season_group}
     tags = {t["id"]: t for t in entities.tags}
 
     def tag(resource_type, resource_id, relationships=None):
@@ -480,7 +490,8 @@ def _tag_everything(account, entities, rng):
         if len(season.intersection(chosen)) > 1:     # an exclusive group: one of its tags at most
             chosen = chosen[:1]
         for tag_id in chosen:
-            tags[tag_id]["relationships"][TYPE_PATHS[resource_type]]["data"].append({"type": resource_type, "id": resource_id})
+            tags[tag_id]["relationships"][TYPE_PATHS[resource_type]]["data"].append(
+                {"type": resource_type, "id": resource_id})
             if relationships is not None:
                 relationships["tags"]["data"].append({"type": "tag", "id": tag_id})
 
@@ -528,7 +539,8 @@ def _event_properties(name, n, rng, messages):
         return {"$value": round(rng.uniform(5, 400), 2), "ItemNames": ["Rain jacket", "Socks"][: 1 + n % 2],
                 "CheckoutURL": f"https://shop.example/checkouts/{n}", "$event_id": f"c{n}"}
     channel = "sms" if "SMS" in name else "mobile_push"
-    props = {"Campaign Name": f"Campaign {n % 13}", "$message": rng.choice(messages[channel]) if messages[channel] else ""}
+    props = {"Campaign Name": f"Campaign {n % 13}",
+             "$message": rng.choice(messages[channel]) if messages[channel] else ""}
     if name == "Clicked SMS":
         props["URL"] = "https://shop.example/sale"
     if channel == "mobile_push":
@@ -921,7 +933,8 @@ def campaign_messages(sandbox, campaign_id, query, revision, base):
         message = entities.get("campaign-message", ref["id"])
         data.append(render(base_url, message, message["attributes"], _fields(query, "campaign-message"), includes))
         if "campaign" in includes:
-            included.add(campaign, lambda: render(base_url, campaign, campaign["attributes"], _fields(query, "campaign")))
+            included.add(campaign, lambda: render(base_url, campaign, campaign["attributes"],
+                                                  _fields(query, "campaign")))
         template_ref = message["relationships"]["template"]["data"]
         if "template" in includes and template_ref:
             template = entities.get("template", template_ref["id"])
@@ -989,7 +1002,8 @@ def flow_actions(sandbox, flow_id, query, revision, base):
     size = sandbox._page_size(query, 50, 50)
     actions = [entities.get("flow-action", ref["id"]) for ref in flow["relationships"]["flow-actions"]["data"]]
     page, token = keyset_page(entities, f"flow-actions:{flow_id}", actions, query, size, ACTION_SORTS, filters)
-    data = [render(sandbox.base_url, a, flow_action_attributes(a, revision), _fields(query, "flow-action")) for a in page]
+    fields = _fields(query, "flow-action")
+    data = [render(sandbox.base_url, a, flow_action_attributes(a, revision), fields) for a in page]
     return _body(sandbox, base, query, data, token)
 
 

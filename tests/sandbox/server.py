@@ -1,7 +1,9 @@
-"""The sandbox HTTP server: five Klaviyo endpoints, their checks, limits and faults.
+"""The sandbox HTTP server: Klaviyo's endpoints, their checks, limits and faults.
 
-Endpoints: /api/metrics, /api/events, /api/lists[/id], /api/segments[/id], /api/profiles.
-Admin (tests only): GET /__sandbox/dump, GET /__sandbox/stats, POST /__sandbox/events.
+Endpoints: /api/metrics, /api/events, /api/lists[/id], /api/segments[/id], /api/profiles here;
+campaigns, flows, templates, tags and list/segment members in entities.py.
+Admin (tests only): GET /__sandbox/dump, GET /__sandbox/stats, POST /__sandbox/events,
+POST /__sandbox/profiles/touch and /__sandbox/members/add (entities.py).
 """
 import base64
 import bisect
@@ -23,6 +25,7 @@ import orjson
 from . import data as sandbox_data
 from . import spec
 from . import entities
+from . import reports
 
 API_KEY = "pk_sandbox_4f1c2e9a7b3d5f60a8e1c4b7d2f9e6a3c1"
 NO_EVENTS_KEY = "pk_sandbox_noevents_9d8c7b6a5f4e3d2c1b0a"
@@ -59,6 +62,8 @@ class Options:
     fault_seed: int = 0
     slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
+    report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
+    report_page_size: int = 500   # report results (groupings) per page
 
 
 class RateCounter:
@@ -500,6 +505,8 @@ class Handler(BaseHTTPRequestHandler):
                                         self.headers, payload)
             except ApiFailure as failure:
                 return self.send_raw(failure.status, failure.body(), "application/vnd.api+json", failure.headers)
+        if parts.path in reports.PATHS:
+            return reports.answer(self, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), payload)
         if parts.path == "/__sandbox/events":
             created = [sandbox_data.new_event(self.sandbox.account, item["metric_name"], item["timestamp"],
                                               item.get("integration", "Klaviyo"))

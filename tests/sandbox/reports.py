@@ -1,0 +1,444 @@
+"""Klaviyo's Reporting API in the sandbox: POST /api/campaign-values-reports and
+POST /api/flow-series-reports, their figures computed from the account's own events.
+
+spec.py has already refused a body the published spec refuses (type, attributes, statistics,
+timeframe, interval, group_by, filter) before a report gets here. This module adds what the spec
+only describes in words: the limits (1/s and 2/min, scaled by the sandbox's rate_scale, and a daily
+cap, Options.report_daily_cap, over a rolling 24 hours, answered with a 429 whose Retry-After runs
+to hours), paging by page_cursor (Options.report_page_size groupings a page), and the figures.
+
+How the figures are counted (the sandbox's reading of Klaviyo's statistics; tests/test_reports.py
+recomputes them from the dump on its own):
+- an event counts for the message its event_properties name in "$message" (a campaign message or a
+  flow message of the account), in the timeframe (flow series: in the day it falls in);
+- delivered: Received Email / SMS / Push; bounced: Bounced Email; failed: Dropped Email; opens:
+  Opened Email / Push; clicks: Clicked Email / SMS; spam_complaints: Marked Email as Spam;
+  unsubscribes: Unsubscribed from Email Marketing (metrics of the Klaviyo integration only);
+- conversions: events of the request's conversion metric whose "$attributed_message" names the
+  message; conversion_value sums their "$value";
+- *_unique / *_uniques count distinct profiles; recipients = delivered + bounced + failed; the rates
+  divide by recipients (delivery, bounce, failed), by delivered (open, click, unsubscribe, spam,
+  conversion, revenue per recipient), by unique opens (click to open) or by conversions (average
+  order value); 0 where the divisor is 0. Rates are rounded to 4 places, money to 2;
+- a values report has one result per message and channel with any such event in the timeframe; a
+  series has the same results with one value per day (zeros included) and `date_times`.
+
+populate() adds report-shaped events to a generated account (sends of the sent campaigns and of
+the live flows, with opens, clicks, conversions...), drawn from a random stream of its own, after
+the classic account and the entities exist; nothing already there is changed.
+"""
+import bisect
+import calendar
+import collections
+import random
+import threading
+import time
+import uuid
+
+import orjson
+
+from . import data as sandbox_data
+from . import entities as sandbox_entities
+from . import server as api
+from . import spec
+
+DAY = 86400
+KLAVIYO = "Klaviyo"
+CHANNEL_NAMES = {"email": "email", "sms": "sms", "mobile_push": "push-notification", "push": "push-notification"}
+EVENT_STATISTIC = {
+    "Received Email": "delivered", "Received SMS": "delivered", "Received Push": "delivered",
+    "Bounced Email": "bounced", "Dropped Email": "failed", "Opened Email": "opens", "Opened Push": "opens",
+    "Clicked Email": "clicks", "Clicked SMS": "clicks", "Marked Email as Spam": "spam_complaints",
+    "Unsubscribed from Email Marketing": "unsubscribes",
+}
+UNIQUE = {"opens": "opens_unique", "clicks": "clicks_unique", "unsubscribes": "unsubscribe_uniques",
+          "conversions": "conversion_uniques"}
+
+
+class _Kind:
+    def __init__(self, family, scope, resource, series, group_by, relationships):
+        self.family, self.scope, self.resource, self.series = family, scope, resource, series
+        self.group_by = group_by            # the API's default grouping
+        self.relationships = relationships  # relationship name -> (resource type, grouping key)
+
+
+KINDS = {
+    "/api/campaign-values-reports": _Kind("campaign_values_reports", "campaigns:read", "campaign-values-report",
+                                          False, ("campaign_id", "campaign_message_id", "send_channel"),
+                                          {"campaigns": ("campaign", "campaign_id")}),
+    "/api/flow-series-reports": _Kind("flow_series_reports", "flows:read", "flow-series-report", True,
+                                      ("flow_id", "flow_message_id", "send_channel"),
+                                      {"flows": ("flow", "flow_id"), "flow-messages": ("flow-message", "flow_message_id")}),
+}
+PATHS = frozenset(KINDS)
+
+
+# --- the account's messages -------------------------------------------------------------------
+def messages(account):
+    """message id -> its groupings: campaign messages and flow messages that send (not webhooks)."""
+    entities = sandbox_entities.of(account)
+    found = {}
+    for message in entities.campaign_messages:
+        campaign_id = ((message["relationships"].get("campaign") or {}).get("data") or {}).get("id")
+        definition = message["attributes"].get("definition") or {}
+        found[message["id"]] = {"campaign_id": campaign_id, "campaign_message_id": message["id"],
+                                "campaign_message_name": definition.get("label"),
+                                "send_channel": CHANNEL_NAMES[entities.channel[campaign_id]]}
+    flow_of_action = {a["id"]: a["relationships"]["flow"]["data"]["id"] for a in entities.flow_actions}
+    flow_names = {f["id"]: f["attributes"]["name"] for f in entities.flows}
+    for message in entities.flow_messages:
+        channel = CHANNEL_NAMES.get(message["attributes"]["channel"])
+        if channel is None:
+            continue
+        flow_id = flow_of_action[message["relationships"]["flow-action"]["data"]["id"]]
+        found[message["id"]] = {"flow_id": flow_id, "flow_name": flow_names[flow_id],
+                                "flow_message_id": message["id"],
+                                "flow_message_name": (message["attributes"].get("definition") or {}).get("name"),
+                                "send_channel": channel}
+    return found
+
+
+# --- the figures --------------------------------------------------------------------------------
+def _ratio(part, whole, places=4):
+    return round(part / whole, places) if whole else 0.0
+
+
+def statistics(tally):
+    """Every statistic of the spec's enum from one tally of counts, profile sets and order value."""
+    counts = {name: tally.get(name, 0) for name in ("delivered", "bounced", "failed", "opens", "clicks",
+                                                     "spam_complaints", "unsubscribes", "conversions")}
+    for name, unique in UNIQUE.items():
+        counts[unique] = len(tally.get(("profiles", name), ()))
+    value = round(tally.get("conversion_value", 0.0), 2)
+    recipients = counts["delivered"] + counts["bounced"] + counts["failed"]
+    delivered = counts["delivered"]
+    figures = dict(counts, recipients=recipients, bounced_or_failed=counts["bounced"] + counts["failed"],
+                   conversion_value=value)
+    figures.update({
+        "delivery_rate": _ratio(delivered, recipients), "bounce_rate": _ratio(counts["bounced"], recipients),
+        "failed_rate": _ratio(counts["failed"], recipients),
+        "bounced_or_failed_rate": _ratio(figures["bounced_or_failed"], recipients),
+        "open_rate": _ratio(counts["opens_unique"], delivered), "click_rate": _ratio(counts["clicks_unique"], delivered),
+        "click_to_open_rate": _ratio(counts["clicks_unique"], counts["opens_unique"]),
+        "unsubscribe_rate": _ratio(counts["unsubscribe_uniques"], delivered),
+        "spam_complaint_rate": _ratio(counts["spam_complaints"], delivered),
+        "conversion_rate": _ratio(counts["conversion_uniques"], delivered),
+        "revenue_per_recipient": _ratio(value, delivered, 2), "average_order_value": _ratio(value, counts["conversions"], 2),
+        # SMS costs: the sandbox sends nothing that costs
+        "text_message_spend": 0.0, "text_message_credit_usage_amount": 0.0, "text_message_roi": 0.0,
+        "message_segment_count_sum": 0,
+    })
+    return figures
+
+
+def _add(tally, statistic, profile_id, value=0.0):
+    tally[statistic] = tally.get(statistic, 0) + 1
+    if statistic in UNIQUE and profile_id is not None:
+        tally.setdefault(("profiles", statistic), set()).add(profile_id)
+    if statistic == "conversions" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        tally["conversion_value"] = tally.get("conversion_value", 0.0) + value
+
+
+def _merge(tally, more):
+    """Add one message's tally into a grouping's (a grouping coarser than the message)."""
+    for key, value in more.items():
+        if isinstance(value, set):
+            tally[key] = tally.get(key, set()) | value
+        else:
+            tally[key] = tally.get(key, 0) + value
+
+
+def _events(account, metric_ids, lower, upper):
+    """(event, statistic) of the metrics' events in [lower, upper)."""
+    with account.lock:
+        for metric_id, statistic in metric_ids.items():
+            keys = account.keys.get(metric_id, [])
+            events = account.events.get(metric_id, [])
+            start, stop = bisect.bisect_left(keys, (lower, "")), bisect.bisect_left(keys, (upper, ""))
+            for event in events[start:stop]:
+                yield event, statistic
+
+
+def tallies(account, conversion_metric_id, lower, upper, buckets=None):
+    """{message id: tally} over [lower, upper), or with buckets (sorted starts) {(message id, bucket): tally}."""
+    known = messages(account)
+    metric_ids = {m["id"]: EVENT_STATISTIC[m["attributes"]["name"]] for m in account.metrics
+                  if m["attributes"]["integration"]["name"] == KLAVIYO and m["attributes"]["name"] in EVENT_STATISTIC}
+    metric_ids[conversion_metric_id] = "conversions"
+    found = {}
+    for event, statistic in list(_events(account, metric_ids, lower, upper)):
+        properties = event.properties or {}
+        message_id = properties.get("$attributed_message" if statistic == "conversions" else "$message")
+        if message_id not in known:
+            continue
+        key = message_id if buckets is None else (message_id, bisect.bisect_right(buckets, event.timestamp) - 1)
+        _add(found.setdefault(key, {}), statistic, event.profile_id, properties.get("$value"))
+    return known, found
+
+
+# --- timeframes and intervals ------------------------------------------------------------------
+def _naive_epoch(text):
+    # the spec: "Offset is ignored and the company timezone is used"; the sandbox's company is on UTC
+    return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def _month_start(epoch, months_back=0):
+    year, month = time.gmtime(epoch)[:2]
+    month -= months_back
+    while month < 1:
+        year, month = year - 1, month + 12
+    return calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+def timeframe(value, now):
+    """[lower, upper) epoch seconds of a body's timeframe (spec.py has checked its shape)."""
+    if "start" in value:
+        return _naive_epoch(value["start"]), _naive_epoch(value["end"])
+    today = now // DAY * DAY
+    week = today - time.gmtime(today).tm_wday * DAY
+    year_start = calendar.timegm((time.gmtime(now).tm_year, 1, 1, 0, 0, 0))
+    last_days = {"last_7_days": 7, "last_30_days": 30, "last_90_days": 90, "last_365_days": 365}
+    key = value["key"]
+    if key in last_days:
+        return today - last_days[key] * DAY, today
+    return {
+        "today": (today, now), "yesterday": (today - DAY, today), "this_week": (week, now),
+        "last_week": (week - 7 * DAY, week), "this_month": (_month_start(now), now),
+        "last_month": (_month_start(now, 1), _month_start(now)), "this_year": (year_start, now),
+        "last_year": (calendar.timegm((time.gmtime(now).tm_year - 1, 1, 1, 0, 0, 0)), year_start),
+        "last_3_months": (_month_start(now, 3), today), "last_12_months": (_month_start(now, 12), today),
+    }[key]
+
+
+def buckets(interval, lower, upper):
+    """Start of each interval in the series over [lower, upper)."""
+    if interval == "monthly":
+        starts, at = [], _month_start(lower)
+        while at < upper:
+            starts.append(at)
+            at = _month_start(at + 32 * DAY)
+        return starts
+    width = {"hourly": 3600, "daily": DAY, "weekly": 7 * DAY}[interval]
+    first = lower // width * width if interval != "weekly" else lower // DAY * DAY
+    return list(range(first, upper, width))
+
+
+# --- the endpoints ------------------------------------------------------------------------------
+class _Budget:
+    """Requests answered per report endpoint over the last 24 hours."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sent = collections.defaultdict(collections.deque)
+
+
+def _budget(sandbox):
+    with sandbox.stats_lock:
+        if not hasattr(sandbox, "report_budget"):
+            sandbox.report_budget = _Budget()
+        return sandbox.report_budget
+
+
+def new_day(sandbox, cap=None):
+    """Forget the requests already counted against the daily cap (the next day, for tests); cap
+    replaces Options.report_daily_cap when given."""
+    budget = _budget(sandbox)
+    with budget.lock:
+        budget.sent.clear()
+    if cap is not None:
+        sandbox.options.report_daily_cap = cap
+
+
+def _spend(sandbox, family):
+    """Count one request against the day's cap, or refuse it with a 429 asking to wait for hours."""
+    budget = _budget(sandbox)
+    now = time.time()
+    with budget.lock:
+        sent = budget.sent[family]
+        while sent and sent[0] <= now - DAY:
+            sent.popleft()
+        if len(sent) >= sandbox.options.report_daily_cap:
+            wait = max(1, int(sent[0] + DAY - now) + 1)
+            raise api.ApiFailure(429, "throttled", f"Request was throttled. Expected available in {wait} seconds.",
+                                 headers={"Retry-After": str(wait)})
+        sent.append(now)
+
+
+def _matches(groupings, filters):
+    for op, name, values in filters:
+        actual = groupings.get(name)
+        if name in ("tag_id", "tag_name"):
+            continue                # the sandbox's reports carry no tags: such a filter keeps everything
+        if actual not in values:
+            return False
+    return True
+
+
+def _filters(raw):
+    chosen = []
+    for op, name, value in spec.parse_filter(raw) if raw else []:
+        items = orjson.loads(value.replace("'", '"')) if value else []
+        chosen.append((op, name, items if isinstance(items, list) else [items]))
+    return chosen
+
+
+def report(sandbox, kind, payload, query, base):
+    """The whole answer document for one page of a report."""
+    attributes = payload["data"]["attributes"]
+    account = sandbox.account
+    metric_id = attributes["conversion_metric_id"]
+    if not any(m["id"] == metric_id for m in account.metrics):
+        raise api.ApiFailure(400, "invalid", f"Metric {metric_id} does not exist.",
+                             pointer="/data/attributes/conversion_metric_id")
+    lower, upper = timeframe(attributes["timeframe"], int(time.time()))
+    starts = buckets(attributes["interval"], lower, upper) if kind.series else None
+    known, found = tallies(account, metric_id, lower, upper, starts)
+    group_by = attributes.get("group_by") or kind.group_by
+    filters = _filters(attributes.get("filter"))
+    wanted = attributes["statistics"]
+    grouped = {}
+    for key, tally in found.items():
+        message_id, bucket = key if kind.series else (key, None)
+        groupings = {name: known[message_id].get(name) for name in group_by}
+        if kind.series != ("flow_id" in known[message_id]) or not _matches(known[message_id], filters):
+            continue
+        by_bucket = grouped.setdefault(tuple(sorted(groupings.items(), key=lambda item: item[0])), {})
+        _merge(by_bucket.setdefault(bucket, {}), tally)
+    results = []
+    for groups in sorted(grouped, key=lambda items: [str(v) for _, v in items]):
+        by_bucket = grouped[groups]
+        if kind.series:
+            figures = [statistics(by_bucket.get(n, {})) for n in range(len(starts))]
+            values = {name: [f[name] for f in figures] for name in wanted}
+        else:
+            figures = statistics(by_bucket[None])
+            values = {name: figures[name] for name in wanted}
+        results.append({"groupings": dict(groups), "statistics": values})
+    offset = int(api._uncursor(query["page_cursor"])) if "page_cursor" in query else 0
+    size = sandbox.options.report_page_size
+    page = results[offset:offset + size]
+    report_id = str(uuid.uuid4())
+    data_attributes = {"results": page}
+    if kind.series:
+        data_attributes["date_times"] = [sandbox_data.iso(start) for start in starts]
+    fields = query.get(f"fields[{kind.resource}]")
+    if fields:
+        data_attributes = {name: data_attributes[name] for name in fields.split(",") if name in data_attributes}
+    relationships = {}
+    for name, (resource_type, grouping) in kind.relationships.items():
+        ids = sorted({r["groupings"].get(grouping) for r in page} - {None})
+        relationships[name] = {"data": [{"type": resource_type, "id": i} for i in ids],
+                               "links": {"self": f"{base}/{report_id}/relationships/{name}/",
+                                         "related": f"{base}/{report_id}/{name}/"}}
+    links = {"self": base}
+    if offset + size < len(results):
+        links["next"] = f"{base}?page_cursor={api._cursor(str(offset + size))}"
+    return {"data": {"type": kind.resource, "id": report_id, "attributes": data_attributes,
+                     "relationships": relationships}, "links": links}
+
+
+def answer(handler, path, query, payload):
+    """Serve one report request on handler (spec.py has accepted its body)."""
+    sandbox = handler.sandbox
+    kind = KINDS[path]
+    try:
+        revision = sandbox.authenticate(handler.headers, kind.scope)
+        sandbox.count("requests", kind.family)
+        fault = sandbox.maybe_fault(handler, kind.family, handler.path)
+        if fault is True:
+            return
+        _spend(sandbox, kind.family)
+        headers = sandbox.rates.take(kind.family, spec.rate_limit("POST", path, query, revision) or (1, 2))
+        if sandbox.options.latency:
+            time.sleep(sandbox.options.latency)
+        body = orjson.dumps(report(sandbox, kind, payload, query, sandbox.base_url + path))
+        if fault == "truncated":
+            body = body[: max(1, len(body) // 2)]
+        handler.send_raw(200, body, "application/vnd.api+json", headers)
+    except api.ApiFailure as failure:
+        if failure.status == 429:
+            sandbox.count("throttled")
+        handler.send_raw(failure.status, failure.body(), "application/vnd.api+json", failure.headers)
+
+
+# --- report-shaped events -----------------------------------------------------------------------
+def populate(account, seed=0, flow_day_share=0.08):
+    """Add sends of the account's sent campaigns and live flows with what followed them (opens,
+    clicks, bounces, unsubscribes, orders attributed to them), from a random stream of their own.
+    Returns the number of events added."""
+    rng = random.Random(f"reports:{seed}")
+    entities = sandbox_entities.of(account)
+    known = messages(account)
+    profiles = sorted(account.profiles)
+    orders = [m for m in account.metrics if m["attributes"]["name"] == "Placed Order"]
+    added = 0
+    for message in entities.campaign_messages:
+        campaign = entities.get("campaign", known[message["id"]]["campaign_id"])
+        send_times = message["attributes"].get("send_times") or []
+        if campaign["attributes"]["status"] not in ("Sent", "Variations Sent") or not send_times:
+            continue
+        sent_at = api._parse_z(send_times[0]["datetime"].replace("+00:00", "Z"))
+        added += _send(account, rng, profiles, orders, known[message["id"]], sent_at, rng.randrange(4, 10),
+                       {"Campaign Name": campaign["attributes"]["name"], "$flow": ""})
+    live = {f["id"] for f in entities.flows if f["attributes"]["status"] == "live"}
+    first_day = account.anchor // DAY * DAY - 400 * DAY
+    for message_id, groupings in known.items():
+        if groupings.get("flow_id") not in live:
+            continue
+        for day in range(first_day, account.anchor // DAY * DAY + DAY, DAY):
+            if rng.random() < flow_day_share:
+                at = day + rng.randrange(DAY)
+                if at < account.anchor - 3600:
+                    added += _send(account, rng, profiles, orders, groupings, at, rng.randrange(1, 4),
+                                   {"Campaign Name": groupings["flow_message_name"], "$flow": groupings["flow_id"]})
+    return added
+
+
+def _send(account, rng, profiles, orders, groupings, sent_at, count, base_properties):
+    """One send of a message to `count` profiles and what they did after it; returns events added."""
+    message_id = groupings.get("campaign_message_id") or groupings["flow_message_id"]
+    channel = groupings["send_channel"]
+    received = {"email": "Received Email", "sms": "Received SMS", "push-notification": "Received Push"}[channel]
+    opened = {"email": "Opened Email", "push-notification": "Opened Push"}.get(channel)
+    clicked = {"email": "Clicked Email", "sms": "Clicked SMS"}.get(channel)
+    latest = account.anchor - 60
+    added = 0
+
+    def event(name, at, profile_id, properties, metric=None):
+        nonlocal added
+        metric = metric or account.metric_by_name(name)
+        account.add_event(sandbox_data.Event(min(at, latest), account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))),
+                                             profile_id, metric["id"], properties))
+        added += 1
+
+    for profile_id in rng.sample(profiles, count):
+        properties = dict(base_properties, **{"$message": message_id, "Subject": "Report sandbox send"})
+        at = sent_at + rng.randrange(120)
+        fate = rng.random()
+        if channel == "email" and fate < 0.06:
+            event("Bounced Email", at, profile_id, dict(properties, **{"Bounce Type": "hard"}))
+            continue
+        if channel == "email" and fate < 0.1:
+            event("Dropped Email", at, profile_id, properties)
+            continue
+        event(received, at, profile_id, properties)
+        later = at
+        if opened and rng.random() < 0.55:
+            for _ in range(rng.randrange(1, 4)):
+                later = later + rng.randrange(60, DAY)
+                event(opened, later, profile_id, properties)
+        if clicked and rng.random() < 0.35:
+            for _ in range(rng.randrange(1, 3)):
+                later = later + rng.randrange(30, 6 * 3600)
+                event(clicked, later, profile_id, dict(properties, URL="https://shop.example/sale"))
+        if channel == "email" and rng.random() < 0.03:
+            event("Marked Email as Spam", later + 600, profile_id, properties)
+        if channel == "email" and rng.random() < 0.05:
+            event("Unsubscribed from Email Marketing", later + 900, profile_id, properties)
+        for metric in orders:
+            if rng.random() < 0.2:
+                # attributed days after the send: a re-read window exists for these
+                event(None, later + rng.randrange(3600, 5 * DAY), profile_id, {
+                    "$value": round(rng.uniform(8, 240), 2), "$event_id": f"r{account._serial}",
+                    "$attributed_message": message_id, "$attributed_channel": channel}, metric)
+    return added
