@@ -173,21 +173,25 @@ from tap_klaviyo.client import parse_json
 from tap_klaviyo.output import record_lines
 from tap_klaviyo.rows import event_rows
 body, metric_id = open(sys.argv[1], "rb").read(), sys.argv[2]
-spent, rounds = [0.0, 0.0, 0.0], 20
-for _ in range(rounds + 2):
-    a = time.process_time(); document = parse_json(body)
-    b = time.process_time(); rows = event_rows(document, metric_id, "Received Email", 0, 2 ** 40)
-    c = time.process_time(); lines = record_lines("receive", rows, "2026-01-01T00:00:00.000000Z")
-    d = time.process_time()
-    if _ >= 2:
+best, rounds = [float("inf")] * 3, 8
+for block in range(4):              # the least disturbed of 3 blocks (the first warms up)
+    spent = [0.0, 0.0, 0.0]
+    for _ in range(rounds):
+        a = time.process_time(); document = parse_json(body)
+        b = time.process_time(); rows = event_rows(document, metric_id, "Received Email", 0, 2 ** 40)
+        c = time.process_time(); lines = record_lines("receive", rows, "2026-01-01T00:00:00.000000Z")
+        d = time.process_time()
         spent = [spent[0] + b - a, spent[1] + c - b, spent[2] + d - c]
-    del document, lines
-print(len(rows), *(s / rounds * 1e3 for s in spent))
+        del document, lines
+    if block:
+        best = [min(x, s / rounds * 1e3) for x, s in zip(best, spent)]
+print(len(rows), *best)
 """
 
 
 def page_costs(sandbox, source, workdir):
-    """ms a 1,000-event page of the shape costs in the tap's decode path (mean of 20 rounds)."""
+    """ms a 1,000-event page of the shape costs in the tap's decode path (per stage, the least of three
+    means of 8 rounds: the machine is shared)."""
     info = sandbox.info
     headers = {"Authorization": "Klaviyo-API-Key " + info["api_key"], "revision": "2026-10-15"}
 

@@ -142,6 +142,7 @@ _SCOPE_OF_COLLECTION = {
     "metrics": "metrics:read", "events": "events:read", "profiles": "profiles:read", "lists": "lists:read",
     "segments": "segments:read", "campaigns": "campaigns:read", "flows": "flows:read",
     "flow-actions": "flows:read", "templates": "templates:read", "tags": "tags:read",
+    "campaign-values-reports": "campaigns:read", "flow-series-reports": "flows:read",
 }
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -50,12 +51,22 @@ def test_demo_tables_hold_exactly_the_rows_the_tap_wrote_and_a_lost_row_fails_it
     assert DUCKDB_PYTHON.exists(), "make test (or make demo) installs target-duckdb in .venv-target-duckdb"
     out = tmp_path / "demo"
     demo = [sys.executable, str(ROOT / "scripts" / "demo.py"), "--out", str(out)]
-    done = subprocess.run(demo + ["--events", "400"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # its own process group, so a demo that hangs takes its sandbox, tap and target down with it
+    process = subprocess.Popen(demo + ["--events", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, stdout + stderr
     database = out / "klaviyo.duckdb"
     written = _tap_output_by_stream(out / "tap-output.jsonl")
     catalog = json.loads((out / "catalog.json").read_text())
-    assert set(written) == {entry["tap_stream_id"] for entry in catalog["streams"]}   # every stream selected
+    selected = {entry["tap_stream_id"] for entry in catalog["streams"]
+                for item in entry["metadata"] if item["breadcrumb"] == [] and item["metadata"]["selected"]}
+    assert set(written) == selected and selected > CLASSIC      # opt-in streams too
     assert CLASSIC <= {stream for stream, keys in written.items() if keys}
     for stream, keys in written.items():
         rows = _duckdb(database, f'select count(*) from klaviyo.klaviyo."{stream}"')[0][0] if keys else 0
@@ -240,7 +251,7 @@ def test_the_meltano_example_is_generated_from_the_settings_and_agrees_with_abou
 
 @pytest.mark.parametrize("override, said, not_said", [
     ({"concurrency": "many"}, "config 'concurrency' = 'many' is invalid: expected an integer", "a integer"),
-    ({"request_timeout": "soon"}, "config 'request_timeout' = 'soon' is invalid: expected a number", "a number"[:0] or "an number"),
+    ({"request_timeout": "soon"}, "config 'request_timeout' = 'soon' is invalid: expected a number", "an number"),
     ({"start_date": "yesterday"}, "config 'start_date' = 'yesterday' is invalid: not an ISO 8601 date-time; "
                                   "write it like 2024-01-01T00:00:00Z", "invalid literal"),
 ])

@@ -150,3 +150,44 @@ def test_the_opt_in_tables_load_into_postgres_with_their_keys(make_sandbox, post
     assert orphans == [["0"]]
     assert postgres.sql("""select count(*) from klaviyo_opt_in.profiles
                            where subscriptions->'email'->'marketing' ? 'consent'""")[0][0] == str(want["profiles"])
+
+
+def test_the_report_tables_load_into_postgres(make_sandbox, postgres, tmp_path):
+    from tests.conftest import catalog_selecting
+    from tests.sandbox import reports
+    from tests.test_reports import DAY, expected_campaign_values, expected_flow_days, epoch, metric_id
+    sandbox = make_sandbox(events=600)
+    reports.populate(sandbox.account, seed=3)
+    config = sandbox.config(report_days=100)
+    catalog = catalog_selecting("campaign_values", "flow_series")
+    dump = sandbox.dump()
+    orders = metric_id(dump, "Placed Order", "Shopify")
+    sums = "select count(*), sum(delivered), sum(conversions), round(sum(conversion_value)::numeric, 2) from "
+
+    def want(found):
+        return [str(len(found)), str(sum(f["delivered"] for _, f in found.values())),
+                str(sum(f["conversions"] for _, f in found.values())),
+                f'{sum(f["conversion_value"] for _, f in found.values()):.2f}']
+
+    def check(state):
+        frame = postgres.sql("""select distinct to_char(timeframe_start at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'),
+                                to_char(timeframe_end at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+                                from klaviyo_reports.campaign_values""")
+        assert len(frame) == 1
+        values = expected_campaign_values(dump, orders, epoch(frame[0][0]), epoch(frame[0][1]))
+        assert postgres.sql(sums + "klaviyo_reports.campaign_values")[0] == want(values)
+        today = epoch(state["bookmarks"]["flow_series"]["since"])
+        days = expected_flow_days(dump, orders, today - 100 * DAY, today + DAY)
+        active = {k: v for k, v in days.items() if v[1]["delivered"] or v[1]["conversions"]}
+        assert postgres.sql(sums + "klaviyo_reports.flow_series where delivered > 0 or conversions > 0")[0] == \
+            want(active)
+
+    state = pipe(tmp_path, postgres, config, catalog=catalog, schema="klaviyo_reports", name="first")
+    check(state)
+    assert postgres.sql("""select data_type from information_schema.columns where table_schema = 'klaviyo_reports'
+                           and table_name = 'flow_series' and column_name = 'date'""") == [["date"]]
+    # the next run re-reads the lookback days and the campaigns' rolling timeframe: upserted on their keys
+    check(pipe(tmp_path, postgres, config, state=state, catalog=catalog, schema="klaviyo_reports", name="second"))
+    total, distinct = postgres.sql("""select count(*), count(distinct (flow_message_id, send_channel, date))
+                                      from klaviyo_reports.flow_series""")[0]
+    assert total == distinct

@@ -58,9 +58,10 @@ def _report_streams(context):
 def conversion_metric(context):
     """The id of config conversion_metric (a metric id, or a name of any integration), looked up
     once per run; None, after one warning naming the setting, when the account has no such metric."""
+    metrics = all_metrics(context)      # outside once(): its lock is not re-entrant
+
     def find():
         wanted = context.config.conversion_metric
-        metrics = all_metrics(context)
         found = [m for m in metrics if m[0] == wanted] or [m for m in metrics if m[1] == wanted]
         names = ", ".join(_report_streams(context))
         if not found:
@@ -77,10 +78,23 @@ def conversion_metric(context):
     return context.once("conversion_metric", find)
 
 
-def _body(stream, config, metric_id, lower, upper):
+def _asked(columns):
+    """The statistics a report asks for: those the catalog selects (one, if none is: the API needs one)."""
+    chosen = [name for name in STATISTICS if columns is None or name in columns]
+    return chosen or [STATISTICS[0]]
+
+
+def _selected(rows, columns):
+    # a column deselected in the catalog is not in the stream's SCHEMA: it must not be in a row either
+    if columns is None:
+        return rows
+    return [{name: value for name, value in row.items() if name in columns} for row in rows]
+
+
+def _body(stream, config, metric_id, lower, upper, statistics):
     report = REPORTS[stream.resource]
     attributes = {
-        "statistics": list(STATISTICS),
+        "statistics": statistics,
         # the spec: the offset is ignored, the account's time zone applies (see README)
         "timeframe": {"start": timeutil.to_api(lower), "end": timeutil.to_api(upper)},
         "conversion_metric_id": metric_id,
@@ -119,11 +133,13 @@ def _pages(client, stream, body, decode):
 class ValuesReport:
     """campaign_values: one report over [lower, upper) for every campaign message and channel."""
 
-    def __init__(self, stream, metric_id, lower, upper):
+    def __init__(self, stream, metric_id, lower, upper, columns=None):
         self.stream = stream
         self.metric_id = metric_id
         self.lower = lower
         self.upper = upper
+        self.columns = columns
+        self.statistics = _asked(columns)
 
     def run(self, client, config):
         group_by = REPORTS[self.stream.resource].group_by
@@ -134,15 +150,15 @@ class ValuesReport:
             for result in document["data"]["attributes"]["results"]:
                 groupings, statistics = result["groupings"], result.get("statistics") or {}
                 row = {name: groupings.get(name) for name in group_by}
-                row.update((name, _number(name, statistics.get(name))) for name in STATISTICS)
+                row.update((name, _number(name, statistics.get(name))) for name in self.statistics)
                 row.update(frame)
                 out.append(row)
-            return out
+            return _selected(out, self.columns)
 
         written = 0
         try:
             for lines, count, last in _pages(client, self.stream, _body(self.stream, config, self.metric_id,
-                                                                       self.lower, self.upper),
+                                                                       self.lower, self.upper, self.statistics),
                                              _decoder(self.stream, rows)):
                 written += count
                 yield Page(self, lines, count, done=last)
@@ -156,16 +172,18 @@ class ValuesReport:
 class SeriesScan(Span):
     """flow_series: days [lower, upper) in daily series of at most 60 days, one after the other."""
 
-    def __init__(self, stream, metric_id, lower, upper, begin):
+    def __init__(self, stream, metric_id, lower, upper, begin, columns=None):
         super().__init__(stream, "all", lower, upper)
         self.metric_id = metric_id
         self.begin = begin          # the bookmark this run started from
+        self.columns = columns
+        self.statistics = _asked(columns)
 
     def run(self, client, config):
         start = self.lower
         while start < self.upper:
             stop = min(start + SERIES_DAYS * DAY, self.upper)
-            body = _body(self.stream, config, self.metric_id, start, stop)
+            body = _body(self.stream, config, self.metric_id, start, stop, self.statistics)
             try:
                 for lines, count, last in _pages(client, self.stream, body, _decoder(self.stream, self._rows)):
                     # a page holds every day of some messages: the window counts as read after its last
@@ -188,14 +206,14 @@ class SeriesScan(Span):
         for result in attributes["results"]:
             groupings, statistics = result["groupings"], result.get("statistics") or {}
             keys = {name: groupings.get(name) for name in group_by}
-            series = {name: statistics.get(name) or () for name in STATISTICS}
+            series = {name: statistics.get(name) or () for name in self.statistics}
             for index, day in enumerate(days):
                 row = dict(keys)
                 row["date"] = day
                 row.update((name, _number(name, values[index]) if index < len(values) else None)
                            for name, values in series.items())
                 out.append(row)
-        return out
+        return _selected(out, self.columns)
 
 
 def _day(epoch):
@@ -214,17 +232,18 @@ def plan_report(stream, context):
         lower = upper - config.report_days * DAY
         LOGGER.info("stream %s: one report over %s..%s, conversions by metric %s", stream.name,
                     timeutil.to_bookmark(lower), timeutil.to_bookmark(upper), metric_id)
-        return [(ValuesReport(stream, metric_id, lower, upper), 0)]
+        return [(ValuesReport(stream, metric_id, lower, upper, context.columns.get(stream.name)), 0)]
     since = bookmarks.since(context.state, stream.name)
     if since is None:
-        begin = lower = max(config.start_date // DAY * DAY, today - config.report_days * DAY)
+        # a start_date after today reads today alone
+        begin = lower = min(max(config.start_date // DAY * DAY, today - config.report_days * DAY), today)
     else:
         begin = min(since // DAY * DAY, today)
         lower = begin - config.report_lookback_days * DAY
     # today is read as far as it has come, but the bookmark stops at its start: a run reads it again
     upper = today + DAY
     watermark = context.watermarks[stream.name] = Watermark(begin, today)
-    scan = SeriesScan(stream, metric_id, lower, upper, begin)
+    scan = SeriesScan(stream, metric_id, lower, upper, begin, context.columns.get(stream.name))
     watermark.plan("all", [scan])
     requests = -(-(upper - lower) // (SERIES_DAYS * DAY))
     LOGGER.info("stream %s: days %s to %s in %d daily series of up to %d days, conversions by metric %s",

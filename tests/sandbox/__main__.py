@@ -25,6 +25,9 @@ def main():
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given an injected fault")
     parser.add_argument("--fault-seed", type=int, default=0)
     parser.add_argument("--ready-file", help="write {base_url, api_key} here once listening")
+    parser.add_argument("--report-events", action="store_true",
+                        help="add campaign and flow sends for the report endpoints (tests/sandbox/reports.py)")
+    parser.add_argument("--report-daily-cap", type=int, default=225, help="report requests per endpoint a day")
     args = parser.parse_args()
     if args.shape == "default":
         account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=args.lists,
@@ -32,10 +35,13 @@ def main():
     else:
         account = getattr(shapes, args.shape)(seed=args.seed, anchor=args.anchor, lists=args.lists,
                                               segments=args.segments)
+    if args.report_events:
+        from . import reports
+        reports.populate(account, seed=args.seed)
     # where a sync of the classic tables starts (dense: an incremental run from the start of its day)
     since = shapes.dense_day(account.anchor) if args.shape == "dense" else account.anchor - 366 * 86400
     options = Options(latency=args.latency_ms / 1000, rate_scale=args.rate_scale, fault_rate=args.fault_rate,
-                      fault_seed=args.fault_seed)
+                      fault_seed=args.fault_seed, report_daily_cap=args.report_daily_cap)
     server, base_url = serve(account, options, port=args.port)
     info = {"base_url": base_url, "api_key": API_KEY, "no_events_key": NO_EVENTS_KEY,
             "events": sum(len(v) for v in account.events.values()), "anchor": account.anchor, "since": since,

@@ -378,7 +378,7 @@ def populate(account, seed=0, flow_day_share=0.08):
         if campaign["attributes"]["status"] not in ("Sent", "Variations Sent") or not send_times:
             continue
         sent_at = api._parse_z(send_times[0]["datetime"].replace("+00:00", "Z"))
-        added += _send(account, rng, profiles, orders, known[message["id"]], sent_at, rng.randrange(4, 10),
+        added += _send(account, rng, profiles, orders, known[message["id"]], sent_at, rng.randrange(8, 20),
                        {"Campaign Name": campaign["attributes"]["name"], "$flow": ""})
     live = {f["id"] for f in entities.flows if f["attributes"]["status"] == "live"}
     first_day = account.anchor // DAY * DAY - 400 * DAY
