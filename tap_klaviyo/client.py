@@ -198,14 +198,17 @@ class KlaviyoClient:
 
     def get(self, family, url, params=None, decode=None):
         """One GET with retries: the parsed JSON document, or what decode(document) makes of it."""
+        return self._request("GET", family, url, params, decode)
+
+    def _request(self, method, family, url, params, decode, payload=None):
         self._check_same_origin(url)
         try:
-            return self._get_retrying(family, url, params, decode)
+            return self._get_retrying(family, url, params, decode, payload)
         except Transient as exc:
             raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
                            "(max_retry_seconds)") from None
         except Throttled:
-            raise ApiError(f"GET {urlsplit(url).path}: still throttled (429) after waiting "
+            raise ApiError(f"{method} {urlsplit(url).path}: still throttled (429) after waiting "
                            f"{max(self.config.max_retry_seconds, 600):g} s") from None
 
     def pages(self, family, path, params, decode=None):
@@ -228,15 +231,7 @@ class KlaviyoClient:
         """One POST of a JSON:API body (the reporting endpoints, which only read) with the retries,
         limits and errors of get(). path may be a next-page link the API gave, posted as given."""
         url = path if "://" in path else self.url(path)
-        self._check_same_origin(url)
-        try:
-            return self._get_retrying(family, url, None, decode, orjson.dumps(body))
-        except Transient as exc:
-            raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
-                           "(max_retry_seconds)") from None
-        except Throttled:
-            raise ApiError(f"POST {urlsplit(url).path}: still throttled (429) after waiting "
-                           f"{max(self.config.max_retry_seconds, 600):g} s") from None
+        return self._request("POST", family, url, None, decode, orjson.dumps(body))
 
     def _log_retry(self, details):
         LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
