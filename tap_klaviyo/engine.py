@@ -9,6 +9,7 @@ one before it. STATE goes out at most once a second and at the end.
 """
 import copy
 import ctypes
+import gc
 import logging
 import queue
 import threading
@@ -113,16 +114,18 @@ class Watermark:
         return None
 
 
-def _share_malloc_arenas():
+def _tune_memory():
     """glibc gives each thread its own malloc arena; 32 fetch threads each keeping freed response
-    buffers tripled peak RSS in the benchmark. One arena and a fixed mmap threshold (big buffers
-    go straight back to the system) keep memory flat; a no-op off glibc."""
+    buffers tripled peak RSS in the benchmark, so one arena (a no-op off glibc). A page parses into
+    hundreds of thousands of objects that die together, so the collector's default thresholds ran
+    it over and over for nothing (16% of CPU on the dense benchmark); the long-lived start-up
+    objects are frozen out of its scans."""
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-8, 1)             # M_ARENA_MAX
-        libc.mallopt(-3, 128 * 1024)    # M_MMAP_THRESHOLD
+        ctypes.CDLL("libc.so.6").mallopt(-8, 1)     # M_ARENA_MAX
     except (OSError, AttributeError):
         pass
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class Pool:
@@ -145,7 +148,7 @@ class Pool:
         self._tasks.put((rank, self._serial, task))
 
     def start(self):
-        _share_malloc_arenas()
+        _tune_memory()
         for thread in self._threads:
             thread.start()
 
