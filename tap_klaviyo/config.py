@@ -73,11 +73,6 @@ class Config:
     report_days: int
     report_lookback_days: int
 
-    @property
-    def event_page_size(self):
-        """page[size] for /api/events, or None where the revision has no such parameter."""
-        return revisions.page_size("events", self.revision)
-
     def __repr__(self):
         return f"Config(base_url={self.base_url!r}, revision={self.revision!r}, api_key=[redacted])"
 

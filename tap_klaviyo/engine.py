@@ -21,6 +21,7 @@ from singer import metrics
 from . import state as bookmarks
 from . import timeutil
 from .discovery import schema
+from .streams import BY_NAME
 
 LOGGER = logging.getLogger("tap_klaviyo")
 PROGRESS_SECONDS = 5.0
@@ -217,11 +218,10 @@ class SyncContext:
         self.started = started
         self.selected = {stream.name for stream in streams}
         self.needed = set(self.selected)        # selected streams and the parents they are read under
-        by_name = {stream.name: stream for stream in streams}
         for stream in streams:
             while stream.parent:
                 self.needed.add(stream.parent)
-                stream = by_name.get(stream.parent) or _stream(stream.parent)
+                stream = BY_NAME[stream.parent]
         self.columns = columns or {}            # stream name -> selected columns (None: all)
         self.watermarks = {}
         self._cache = {}
@@ -279,17 +279,8 @@ class _Output:
         self._schemas()
         if state != self._last_state or force:
             self._writer.state(state)
-            self._last_state = _snapshot(state)
+            self._last_state = copy.deepcopy(state)
         self._last_state_at = now
-
-
-def _snapshot(state):
-    return copy.deepcopy(state)
-
-
-def _stream(name):
-    from .streams import BY_NAME
-    return BY_NAME[name]
 
 
 def run(config, client, streams, state, writer, planners, columns=None):

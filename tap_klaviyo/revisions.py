@@ -49,8 +49,8 @@ _TIERS = {
     # the reporting endpoints (campaign-values, flow-series reports) have limits of their own
     "reporting": (("2025-01-15", (1, 2)),),
 }
-# ... and a daily budget the tap cannot pace: it is shared with every other app using the account
-REPORT_REQUESTS_PER_DAY = 225
+# (they also allow 225 requests a day, shared with every other app using the account: the tap
+# cannot pace that, only recognise the 429 that says it is spent)
 # report bodies take `group_by` from this revision; before it they are grouped by the defaults
 # (campaign_id, campaign_message_id, send_channel / flow_id, flow_message_id, send_channel)
 _REPORT_GROUP_BY_SINCE = "2025-10-15"
@@ -65,7 +65,8 @@ def is_supported(revision):
     return base(revision) in SUPPORTED
 
 
-def _lookup(table, revision):
+def in_force(table, revision):
+    """The value of a ((first revision, value), ...) table, latest first, that holds in revision."""
     wanted = base(revision)
     for since, value in table:
         if wanted >= since:
@@ -73,25 +74,26 @@ def _lookup(table, revision):
     return None
 
 
-def in_force(table, revision):
-    """The value of a ((first revision, value), ...) table, latest first, that holds in revision."""
-    return _lookup(table, revision)
-
-
 def page_size(endpoint, revision):
     """The largest page[size] the spec allows for endpoint in revision; None when the parameter does
     not exist there (then the request must not send it, and gets the endpoint's fixed page)."""
-    return _lookup(_PAGE_SIZES[endpoint], revision)
+    return in_force(_PAGE_SIZES[endpoint], revision)
+
+
+def page_param(endpoint, revision):
+    """{"page[size]": the largest page} where revision has the parameter for endpoint, else {}."""
+    size = page_size(endpoint, revision)
+    return {"page[size]": size} if size else {}
 
 
 def tier_limits(tier, revision):
     """(burst per second, steady per minute) of a rate tier in revision."""
-    return _lookup(_TIERS[tier], revision) or _TIERS[tier][-1][1]
+    return in_force(_TIERS[tier], revision) or _TIERS[tier][-1][1]
 
 
 def absent_attributes(resource, revision):
     """Attributes of the newest revision that JSON:API type `resource` does not have in revision."""
-    return frozenset(_lookup(_ABSENT_ATTRIBUTES.get(resource, ()), revision) or ())
+    return frozenset(in_force(_ABSENT_ATTRIBUTES.get(resource, ()), revision) or ())
 
 
 def report_group_by(revision):

@@ -165,10 +165,9 @@ def api_event_rows(document, metric_names, lower, upper):
         attributes = event.get("attributes") or {}
         timestamp = attributes.get("timestamp")
         if not isinstance(timestamp, int):
-            try:
-                timestamp = parse_instant(attributes.get("datetime"))
-            except ValueError:
-                continue        # an event placed nowhere in time cannot be bookmarked
+            timestamp = event_instant(event)
+            if timestamp is None:
+                continue
         if not lower <= timestamp < upper:
             continue
         metric_id = _related_id(event, "metric")

@@ -27,7 +27,7 @@ def read(path):
     if empty:
         LOGGER.info("state file %s is empty: a first run, every stream starts at start_date", path)
         return {}
-    return validate(_unwrap(read_json_file(path, "state"), f"state file {path}"))
+    return validate(read_json_file(path, "state"), f"state file {path}")
 
 
 def _unwrap(raw, source):

@@ -1,6 +1,8 @@
 """Shared test machinery: a sandbox per test on loopback, and the tap run as a real process."""
+import calendar
 import json
 import os
+import signal
 import re
 import subprocess
 import sys
@@ -143,15 +145,6 @@ def catalog_selecting(*names, tmp_path=None):
     return catalog
 
 
-def wait_until(predicate, timeout=10.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 _LOG_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 
 
@@ -169,3 +162,40 @@ def pytest_report_header(config):
     return ["every test runs the tap as a real process against the loopback Klaviyo sandbox (tests/sandbox); "
             "test_postgres loads a real PostgreSQL through target-postgres, test_first_hour DuckDB through "
             "target-duckdb (make demo), test_sync checks the output with singer-check-tap"]
+
+
+def run_killed(tmp_path, config, catalog, seconds, state=None):
+    """Run the tap and SIGKILL it after `seconds`; the messages of its complete stdout lines."""
+    command = tap_command() + ["--config", write_json(tmp_path, "killed-config.json", config),
+                               "--catalog", write_json(tmp_path, "killed-catalog.json", catalog)]
+    if state is not None:
+        command += ["--state", write_json(tmp_path, "killed-state.json", state)]
+    out = tmp_path / "killed.jsonl"
+    with open(out, "wb") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.DEVNULL, cwd=ROOT)
+        time.sleep(seconds)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # the tail may be cut mid-line
+    return [json.loads(line) for line in out.read_bytes().split(b"\n")[:-1] if line.strip()]
+
+
+def assert_state_never_passes_unemitted(messages, wanted):
+    """wanted: stream -> [(timestamp, event id)] sorted. Every STATE's bookmark of a stream may only
+    lie after events already written; returns how many events the bookmarks covered."""
+    covered = dict.fromkeys(wanted, 0)
+    emitted, checked = set(), 0
+    for message in messages:
+        if message["type"] == "RECORD":
+            emitted.add(message["record"].get("id"))
+        elif message["type"] == "STATE":
+            for stream, bookmark in message["value"].get("bookmarks", {}).items():
+                if stream not in wanted:
+                    continue
+                since = calendar.timegm(time.strptime(bookmark["since"], "%Y-%m-%dT%H:%M:%SZ"))
+                events = wanted[stream]
+                while covered[stream] < len(events) and events[covered[stream]][0] < since:
+                    assert events[covered[stream]][1] in emitted, f"{stream}: state passed an unemitted event"
+                    covered[stream] += 1
+                    checked += 1
+    return checked

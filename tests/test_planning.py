@@ -2,16 +2,13 @@
 data is dense; whatever the split, rows are exactly once, the bookmark never passes an unemitted
 event, and a killed run resumes with nothing lost."""
 import calendar
-import json
 import math
-import signal
-import subprocess
 import time
 
 import pytest
 
 from tests import expected
-from tests.conftest import ROOT, catalog_selecting, run_tap, tap_command, write_json
+from tests.conftest import assert_state_never_passes_unemitted, catalog_selecting, run_killed, run_tap
 
 # pages of 200 (no page[size] before 2026-01-15) make a dense range out of a few thousand events
 SMALL_PAGES = "2025-10-15"
@@ -108,25 +105,8 @@ def test_state_never_passes_an_unemitted_event_under_splits(dense, tmp_path):
                   catalog=catalog_selecting(*DENSE_STREAMS), state=_bookmarks(day))
     assert "parts side by side" in run.stderr
     wanted = {s: sorted((r["timestamp"], r["id"]) for r in rows) for s, rows in _expected(sandbox, DENSE_STREAMS, day).items()}
-    covered = dict.fromkeys(wanted, 0)
-    emitted, checked = set(), 0
-    for message in run.messages:
-        if message["type"] == "RECORD":
-            emitted.add(message["record"]["id"])
-        elif message["type"] == "STATE":
-            for stream, bookmark in message["value"]["bookmarks"].items():
-                since = calendar.timegm(time.strptime(bookmark["since"], "%Y-%m-%dT%H:%M:%SZ"))
-                events = wanted[stream]
-                while covered[stream] < len(events) and events[covered[stream]][0] < since:
-                    assert events[covered[stream]][1] in emitted, f"{stream}: state passed an unemitted event"
-                    covered[stream] += 1
-                    checked += 1
+    checked = assert_state_never_passes_unemitted(run.messages, wanted)
     assert checked == sum(len(v) for v in wanted.values())
-
-
-def _complete_lines(path):
-    data = path.read_bytes()
-    return [json.loads(line) for line in data.split(b"\n")[:-1] if line.strip()]
 
 
 @pytest.mark.parametrize("kill_after", [1.0, 3.0])
@@ -136,16 +116,7 @@ def test_a_kill_during_split_reading_resumes_with_nothing_lost(make_sandbox, tmp
     day = _dense_day(sandbox, per_metric=4000)
     config = sandbox.config(concurrency=2, revision=SMALL_PAGES)
     catalog = catalog_selecting(*DENSE_STREAMS)
-    out = tmp_path / "first.jsonl"
-    command = tap_command() + ["--config", write_json(tmp_path, "c.json", config),
-                               "--catalog", write_json(tmp_path, "cat.json", catalog),
-                               "--state", write_json(tmp_path, "s.json", _bookmarks(day))]
-    with open(out, "wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.DEVNULL, cwd=ROOT)
-        time.sleep(kill_after)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    first = _complete_lines(out)
+    first = run_killed(tmp_path, config, catalog, kill_after, state=_bookmarks(day))
     states = [m["value"] for m in first if m["type"] == "STATE"]
     first_ids = {m["record"]["id"] for m in first if m["type"] == "RECORD"}
     second = run_tap(tmp_path, config, catalog=catalog, state=states[-1] if states else _bookmarks(day))

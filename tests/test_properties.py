@@ -2,7 +2,7 @@
 import calendar
 import datetime as dt
 
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from tap_klaviyo import state, timeutil
 from tap_klaviyo.errors import ConfigError

@@ -1,13 +1,11 @@
 """A flaky API, a killed tap, a target that hangs up, bad input: no data lost, one clear line."""
-import json
-import signal
 import subprocess
 import time
 
 import pytest
 
 from tests import expected
-from tests.conftest import ROOT, catalog_selecting, error_lines, run_tap, tap_command, write_json
+from tests.conftest import ROOT, catalog_selecting, error_lines, run_killed, run_tap, tap_command, write_json
 from tests.sandbox.server import API_KEY, NO_EVENTS_KEY
 
 EVENT_STREAMS = list(expected.CLASSIC_METRICS)
@@ -32,27 +30,13 @@ def test_a_sync_under_15_percent_faults_yields_the_rows_of_a_clean_one(make_sand
     assert "retry" in faulty.stderr
 
 
-def _complete_lines(path):
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    return [json.loads(line) for line in lines[:-1] if line.strip()]    # the tail may be cut mid-line
-
-
 @pytest.mark.parametrize("kill_after", [0.5, 2.0, 4.0])
 def test_sigkill_then_resume_loses_nothing(make_sandbox, tmp_path, kill_after):
     # about 6 s of run: ~35 requests of 400 ms, two at a time
     sandbox = make_sandbox(events=3000, latency=0.4)
     config = sandbox.config(concurrency=2, revision="2025-10-15")
     catalog = catalog_selecting(*EVENT_STREAMS)
-    out = tmp_path / "first.jsonl"
-    command = tap_command() + ["--config", write_json(tmp_path, "c.json", config),
-                               "--catalog", write_json(tmp_path, "cat.json", catalog)]
-    with open(out, "wb") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.DEVNULL, cwd=ROOT)
-        time.sleep(kill_after)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    first = _complete_lines(out)
+    first = run_killed(tmp_path, config, catalog, kill_after)
     states = [m["value"] for m in first if m["type"] == "STATE"]
     first_ids = {m["record"]["id"] for m in first if m["type"] == "RECORD"}
     second = run_tap(tmp_path, config, catalog=catalog, state=states[-1] if states else None)

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import Sandbox
 from tests.sandbox import spec
 from tests.sandbox.data import generate
-from tests.sandbox.server import API_KEY, ApiFailure, Options
+from tests.sandbox.server import API_KEY, Options
 
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = Path("/work/.mirror/klaviyo+openapi/repo")

@@ -15,10 +15,8 @@ class GroupCollection:
 
     def run(self, client, config):
         path = f"/api/{self.kind}s"
-        params = {f"fields[{self.kind}]": "name,created,updated"}
-        size = revisions.page_size(f"{self.kind}s", config.revision)
-        if size:
-            params["page[size]"] = size
+        params = {f"fields[{self.kind}]": "name,created,updated",
+                  **revisions.page_param(f"{self.kind}s", config.revision)}
         for resources, last in client.pages(f"{self.kind}s", path, params, lambda doc, last: (doc["data"], last)):
             # the count calls are requests of their own, made outside the page's decoding
             rows = [list_row(resource, self.kind, self._profile_count(client, config, path, resource["id"]))
@@ -48,10 +46,8 @@ class SuppressedProfiles:
             "filter": f'equals(subscriptions.email.marketing.suppression.reason,"{self.reason}")',
             "additional-fields[profile]": "subscriptions",
             "fields[profile]": "email,subscriptions",
+            **revisions.page_param("profiles", config.revision),
         }
-        size = revisions.page_size("profiles", config.revision)
-        if size:
-            params["page[size]"] = size
         classic_reason = SUPPRESSION_REASONS[self.reason]
 
         def page(document, last):

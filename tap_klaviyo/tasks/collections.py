@@ -23,13 +23,6 @@ _CHEAPEST = {"campaign": "name", "campaign-message": "created_at", "flow": "name
              "flow-message": "created", "template": "name", "tag": "name", "metric": "name", "profile": "updated"}
 
 
-def _sized(params, endpoint, config):
-    size = revisions.page_size(endpoint, config.revision)
-    if size:
-        params["page[size]"] = size
-    return params
-
-
 class Query:
     """What a run asks of one collection stream and what its rows carry.
 
@@ -97,7 +90,7 @@ class CollectionScan:
             family = stream.endpoint
         if stream.fan_out_filter:
             params["filter"] = stream.fan_out_filter.format(value=self.fan_value)
-        _sized(params, stream.endpoint, config)
+        params.update(revisions.page_param(stream.endpoint, config.revision))
         path = stream.path.format(id=self.parent_id) if self.parent_id else stream.path
         try:
             yield from client.pages(family, path, params, self._page)
@@ -149,8 +142,7 @@ def _plan_updated_range(stream, context):
     lower = begin - config.lookback_minutes * 60
     field = stream.updated_field
     query = Query.of(stream, context)
-    params = {"sort": field, **query.params}
-    _sized(params, stream.endpoint, config)
+    params = {"sort": field, **query.params, **revisions.page_param(stream.endpoint, config.revision)}
 
     def range_filter(lo, hi):
         # the filter takes only greater-than and less-than: from one second below the range (times
@@ -187,7 +179,7 @@ class GroupIds:
 
     def run(self, client, config):
         kind = self.stream.resource
-        params = _sized({f"fields[{kind}]": "name"}, f"{kind}s", config)
+        params = {f"fields[{kind}]": "name", **revisions.page_param(f"{kind}s", config.revision)}
         chosen = self.context.columns.get(self.stream.name)
         keep = chosen is None or "joined_group_at" in chosen
 
@@ -207,7 +199,7 @@ class MemberScan:
 
     def run(self, client, config):
         # joined_group_at is the smallest attribute there is: asked for even when deselected
-        params = _sized({"fields[profile]": "joined_group_at"}, self.stream.endpoint, config)
+        params = {"fields[profile]": "joined_group_at", **revisions.page_param(self.stream.endpoint, config.revision)}
         path = self.stream.path.format(id=self.group_id)
 
         def page(document, last):

@@ -33,11 +33,7 @@ def _datetime_filter(lower, upper, metric_id=None):
 
 
 def _event_params(config, **more):
-    params = {"sort": "datetime", **more}
-    size = revisions.page_size("events", config.revision)
-    if size:
-        params["page[size]"] = size
-    return params
+    return {"sort": "datetime", **more, **revisions.page_param("events", config.revision)}
 
 
 def _page_size(config):

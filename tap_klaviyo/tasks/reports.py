@@ -58,7 +58,7 @@ def _report_streams(context):
 def conversion_metric(context):
     """The id of config conversion_metric (a metric id, or a name of any integration), looked up
     once per run; None, after one warning naming the setting, when the account has no such metric."""
-    metrics = all_metrics(context)      # outside once(): its lock is not re-entrant
+    metrics = all_metrics(context)
 
     def find():
         wanted = context.config.conversion_metric

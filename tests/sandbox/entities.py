@@ -146,10 +146,6 @@ def _one(kind, item_id):
     return {"data": {"type": kind, "id": item_id}}
 
 
-def _many(kind, ids):
-    return {"data": [{"type": kind, "id": i} for i in ids]}
-
-
 def populate(account, rng):
     """Add the entities to a generated account, drawing only from `rng`."""
     entities = of(account)
