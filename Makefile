@@ -39,9 +39,11 @@ test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.in
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -v tests
 
 # sparse, dense and the mixed sandbox year (20,000 and 200,000 events), each at the default
-# concurrency and at 1; `.venv/bin/python scripts/bench.py --help` for one shape or another tree
+# concurrency and at 1; the `events` stream on sparse and dense; `profiles` on 50,000 profiles;
+# `.venv/bin/python scripts/bench.py --help` for one shape or another tree
 bench: $(VENV)/.installed
-	$(PY) scripts/bench.py --shapes sparse,dense,default --default-sizes 20000,200000
+	$(PY) scripts/bench.py --shapes sparse,dense,default,profiles --default-sizes 20000,200000 \
+		--events-shapes sparse,dense --profiles 50000
 
 # the local Klaviyo sandbox on http://127.0.0.1:8765, until Ctrl-C
 sandbox: $(VENV)/.installed

@@ -1,17 +1,26 @@
-"""make bench: full syncs of the ten classic event tables against the sandbox, per account shape.
+"""make bench: full syncs against the sandbox, per account shape.
 
 Shapes (tests/sandbox/shapes.py): sparse (2,000 events per classic metric over a year), dense (15,000
 per metric in one day, read incrementally from a bookmark at that day's start), and data.generate()'s
-mixed year at --default-sizes. Each at --latency-ms a request with the documented rate limits, at the
-tap's default concurrency and at concurrency 1. One line per run:
+mixed year at --default-sizes: the ten classic event tables, at --latency-ms a request with the
+documented rate limits, at the tap's default concurrency and at concurrency 1. On --events-shapes the
+opt-in stream `events` (every metric, API-shaped rows) is then read over the same range, at the default
+concurrency. The profiles shape (--profiles of them, no events) is read through the opt-in stream
+`profiles` from three years back. One line per run:
 
   requests (made / minimum / target), where minimum = sum over metrics of ceil(events / 1000) and
   target = 1.2 x minimum + 2 per metric; wall s; tap CPU s and CPU us per event (whole process,
   start-up included, from wait4); peak RSS; 429s; STATE messages. Dense runs also print the
-  sandbox's serving CPU and wall / max(tap CPU, sandbox CPU).
+  sandbox's serving CPU and wall / max(tap CPU, sandbox CPU). `events` counts one cursor over every
+  metric: minimum ceil(events / 1000), target 1.2 x minimum + 2.
+
+profiles: requests against ceil(profiles / 100), wall, profiles per second next to tier L's ceiling
+(750 requests a minute x 100 a page = 1,250 a second from revision 2026-01-15), CPU us per profile,
+peak RSS, 429s; then what bounds the run: the rate-limit floor for its requests (75 a second, 750 a
+minute), the tap's CPU, the sandbox's serving CPU, or both sharing the machine's cores.
 
 A per-page figure first: parse, map and serialize one 1,000-event page of the shape, in ms.
-Results also go to bench-results/<label>.json; --compare FILE prints wall ratios against such a file.
+Results also go to <workdir>/<label>.json (default bench-results/); --compare FILE prints wall ratios against such a file.
 """
 import argparse
 import json
@@ -29,6 +38,11 @@ PYTHON = ROOT / ".venv/bin/python"
 EVENT_STREAMS = ("receive", "open", "click", "bounce", "dropped_email", "mark_as_spam", "subscribe_list",
                  "unsub_list", "unsubscribe", "update_email_preferences")
 PAGE_SIZE = 1000
+PROFILE_PAGE_SIZE = 100
+# tier L in the published spec from revision 2026-01-15 (GET /api/profiles): 75 a second, 750 a minute
+PROFILES_BURST, PROFILES_STEADY = 75, 750
+PROFILES_CEILING = PROFILES_STEADY * PROFILE_PAGE_SIZE / 60     # profiles a second, sustained
+CORES = os.cpu_count() or 1
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,12 +52,31 @@ def process_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+# The sandbox's command line knows the event shapes only; the profiles shape is served the same way.
+_PROFILES_SANDBOX = """
+import json, sys, time
+from tests.sandbox import shapes
+from tests.sandbox.server import API_KEY, Options, serve
+count, latency, ready = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+account = shapes.profiles(count)
+server, base_url = serve(account, Options(latency=latency / 1000))
+with open(ready, "w") as handle:
+    json.dump({"base_url": base_url, "api_key": API_KEY, "anchor": account.anchor, "profiles": count,
+               "since": account.anchor - 3 * 365 * 86400}, handle)
+while True:
+    time.sleep(3600)
+"""
+
+
 class Sandbox:
     def __init__(self, shape, events, args, workdir):
         ready = workdir / f"sandbox-{shape}-{events}.json"
         ready.unlink(missing_ok=True)
-        command = [str(PYTHON), "-m", "tests.sandbox", "--port", "0", "--shape", shape,
-                   "--latency-ms", str(args.latency_ms), "--ready-file", str(ready)]
+        if shape == "profiles":
+            command = [str(PYTHON), "-c", _PROFILES_SANDBOX, str(events), str(args.latency_ms), str(ready)]
+        else:
+            command = [str(PYTHON), "-m", "tests.sandbox", "--port", "0", "--shape", shape,
+                       "--latency-ms", str(args.latency_ms), "--ready-file", str(ready)]
         if shape == "default":
             command += ["--events", str(events)]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
@@ -53,9 +86,9 @@ class Sandbox:
             time.sleep(0.1)
         self.info = json.loads(ready.read_text())
 
-    def call(self, path, method="GET"):
+    def call(self, path, method="GET", headers=None):
         request = urllib.request.Request(self.info["base_url"] + path, method=method,
-                                         data=b"{}" if method == "POST" else None)
+                                         data=b"{}" if method == "POST" else None, headers=headers or {})
         with urllib.request.urlopen(request) as response:
             return json.loads(response.read())
 
@@ -83,19 +116,21 @@ def default_concurrency(source):
     return json.loads(about)["settings"]["properties"]["concurrency"]["default"]
 
 
-def write_inputs(sandbox, source, workdir, shape, extra_config):
-    """Config, catalog (the ten event tables) and, for dense, the state; returns their paths."""
+def write_inputs(sandbox, source, workdir, shape, extra_config, streams=EVENT_STREAMS, name=None):
+    """Config, catalog (selecting `streams` only) and, for dense, the state; returns their paths
+    (named after the run, so runs of other shapes or streams leave them alone)."""
     info = sandbox.info
+    name = name or shape
     config = {"api_key": info["api_key"], "base_url": info["base_url"], "list_person_count": False}
     config.update(extra_config)
     state = None
     if shape == "dense":
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"]))
         config["start_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"] - 366 * 86400))
-        state = {"bookmarks": {name: {"since": since} for name in EVENT_STREAMS}}
+        state = {"bookmarks": {stream: {"since": since} for stream in streams}}
     else:
         config["start_date"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info["since"]))
-    config_path = workdir / "config.json"
+    config_path = workdir / f"config-{name}.json"
     config_path.write_text(json.dumps(config))
     catalog = json.loads(subprocess.run(tap_command(source) + ["--config", str(config_path), "--discover"],
                                         check=True, capture_output=True, text=True, cwd=source,
@@ -103,12 +138,14 @@ def write_inputs(sandbox, source, workdir, shape, extra_config):
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in EVENT_STREAMS
-    catalog_path = workdir / "catalog.json"
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    if not set(streams) <= {entry["tap_stream_id"] for entry in catalog["streams"]}:
+        sys.exit(f"the tap's catalog lacks a stream of {', '.join(streams)}")
+    catalog_path = workdir / f"catalog-{name}.json"
     catalog_path.write_text(json.dumps(catalog))
     state_path = None
     if state is not None:
-        state_path = workdir / "state.json"
+        state_path = workdir / f"state-{name}.json"
         state_path.write_text(json.dumps(state))
     return config, config_path, catalog_path, state_path
 
@@ -219,14 +256,84 @@ def page_costs(sandbox, source, workdir):
             f"serialize {serialize:.1f} ms = {total:.1f} ms ({total / events * 1e3:.1f} us an event)")
 
 
-def describe(run, minimum, target):
+def describe(run, minimum, target, unit="event"):
     if run is None:
         return None
     line = (f"  {run['label']:<14} requests={run['requests']} (min {minimum}, target {target:g}) "
             f"records={run['records']} wall_s={run['wall_s']:.2f} cpu_s={run['cpu_s']:.2f} (sys {run['cpu_sys_s']:.2f}) "
-            f"cpu_us_per_event={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
+            f"cpu_us_per_{unit}={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
             f"429s={run['throttled_429']} states={run['states']}")
     return line
+
+
+def dense_bound(run):
+    bound = max(run["cpu_s"], run["sandbox_cpu_s"])
+    return (f"  {'':<14} sandbox serving cpu_s={run['sandbox_cpu_s']:.2f}; wall / max(tap cpu, "
+            f"sandbox cpu) = {run['wall_s'] / bound:.2f} (goal <= 1.5)")
+
+
+def bench_events_stream(sandbox, shape, name, args, source, workdir, results):
+    """The opt-in stream `events` over the range the classic tables read, at the default concurrency."""
+    # the shapes' events are all of the classic metrics: the classic counts are every event in range
+    expected = sum(sandbox.info["classic_events"].values())
+    minimum = math.ceil(expected / PAGE_SIZE)     # one cursor over every metric
+    target = 1.2 * minimum + 2
+    inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra, ("events",), f"{name}-events")
+    label = f"events c={args.default_concurrency}"
+    run = run_once(sandbox, source, workdir, f"{name}-events-c={args.default_concurrency}", inputs, None, 3600)
+    run["label"] = label
+    print(describe(run, minimum, target), flush=True)
+    if run["records"] != expected:
+        print(f"  !! {run['records']} records, expected {expected}")
+    if shape == "dense":
+        print(dense_bound(run), flush=True)
+    results[f"{name}-events"] = {"minimum": minimum, "target": target, "events": expected, "runs": {label: run}}
+
+
+def rate_floor(requests):
+    """Least seconds tier L lets `requests` take: 75 a second, the 751st waits for the next minute."""
+    minutes, rest = divmod(requests, PROFILES_STEADY)
+    if rest == 0 and minutes:
+        minutes, rest = minutes - 1, PROFILES_STEADY
+    return minutes * 60 + rest / PROFILES_BURST
+
+
+def bench_profiles(count, args, source, workdir, results):
+    name = f"profiles-{count}"
+    started = time.monotonic()
+    sandbox = Sandbox("profiles", count, args, workdir)
+    try:
+        minimum = math.ceil(count / PROFILE_PAGE_SIZE)
+        target = 1.2 * minimum + 2
+        print(f"\n## {name}: {count} profiles to read through `profiles` (sandbox ready in "
+              f"{time.monotonic() - started:.0f} s)", flush=True)
+        # Klaviyo answers a sorted, filtered page from an index; the sandbox sorts its profiles once,
+        # on the first sorted request: made here, outside the measured run
+        info = sandbox.info
+        sandbox.call("/api/profiles?sort=updated&page%5Bsize%5D=1", headers={
+            "Authorization": "Klaviyo-API-Key " + info["api_key"], "revision": "2026-10-15"})
+        inputs = write_inputs(sandbox, source, workdir, "profiles", args.config_extra, ("profiles",), name)
+        label = f"c={args.default_concurrency}"
+        run = run_once(sandbox, source, workdir, f"{name}-{label}", inputs, None, 3600)
+        run["label"] = label
+        print(describe(run, minimum, target, "profile"), flush=True)
+        if run["records"] != count:
+            print(f"  !! {run['records']} records, expected {count}")
+        rate = run["records"] / run["wall_s"]
+        floor = rate_floor(run["requests"])
+        bounds = {f"rate limit ({run['requests']} requests at {PROFILES_BURST}/s, {PROFILES_STEADY}/min)": floor,
+                  "tap cpu": run["cpu_s"], "sandbox serving cpu": run["sandbox_cpu_s"],
+                  f"tap + sandbox cpu on {CORES} cores": (run["cpu_s"] + run["sandbox_cpu_s"]) / CORES}
+        ranked = sorted(bounds.items(), key=lambda item: -item[1])
+        print(f"  {'':<14} {rate:,.0f} profiles/s; tier L ceiling {PROFILES_CEILING:,.0f} profiles/s sustained "
+              f"({PROFILES_STEADY} requests/min x {PROFILE_PAGE_SIZE}), {PROFILES_BURST * PROFILE_PAGE_SIZE:,}/s "
+              f"within one minute's window", flush=True)
+        print(f"  {'':<14} floors, largest first: " + ", ".join(f"{what} {seconds:.1f} s" for what, seconds in ranked)
+              + f"; wall = {run['wall_s'] / ranked[0][1]:.2f} x the largest", flush=True)
+        run["profiles_per_s"] = rate
+        results[name] = {"minimum": minimum, "target": target, "profiles": count, "runs": {label: run}}
+    finally:
+        sandbox.close()
 
 
 def bench_shape(shape, events, args, source, workdir, results):
@@ -264,41 +371,61 @@ def bench_shape(shape, events, args, source, workdir, results):
             if run["records"] != expected:
                 print(f"  !! {run['records']} records, expected {expected}")
             if shape == "dense":
-                bound = max(run["cpu_s"], run["sandbox_cpu_s"])
-                print(f"  {'':<14} sandbox serving cpu_s={run['sandbox_cpu_s']:.2f}; wall / max(tap cpu, "
-                      f"sandbox cpu) = {run['wall_s'] / bound:.2f} (goal <= 1.5)", flush=True)
+                print(dense_bound(run), flush=True)
         if len(runs) == 2:
             fast, slow = runs[f"c={args.default_concurrency}"], runs["c=1"]
             print(f"  ratio c={args.default_concurrency} vs c=1: {slow['wall_s'] / fast['wall_s']:.1f}x wall clock")
         results[name] = {"minimum": minimum, "target": target, "classic_events": expected, "runs": runs}
+        if shape in args.events_shapes:
+            bench_events_stream(sandbox, shape, name, args, source, workdir, results)
     finally:
         sandbox.close()
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", default="sparse,dense,default", help="comma-separated: sparse, dense, default")
+    parser.add_argument("--shapes", default="sparse,dense,default,profiles",
+                        help="comma-separated: sparse, dense, default, profiles")
     parser.add_argument("--default-sizes", default="20000", help="account sizes of the default shape, comma-separated")
     parser.add_argument("--latency-ms", type=float, default=150)
     parser.add_argument("--serial-shapes", default="sparse,dense,default",
                         help="shapes also run at concurrency 1 (the slow runs)")
     parser.add_argument("--serial-limit", type=float, default=240, help="seconds before a concurrency-1 run is cut")
+    parser.add_argument("--events-shapes", default="sparse,dense",
+                        help="shapes (sparse, dense) whose events are also read through the opt-in stream `events`; "
+                             "'' for none")
+    parser.add_argument("--profiles", type=int, default=50000, help="profiles in the profiles shape")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},
                         help='JSON merged into the tap config of every run, e.g. \'{"window_days": 3650}\'')
-    parser.add_argument("--label", default="last", help="results go to bench-results/<label>.json")
+    parser.add_argument("--label", default="last", help="results go to <workdir>/<label>.json")
+    parser.add_argument("--workdir", default=str(ROOT / "bench-results"),
+                        help="where inputs, logs and results go (default: bench-results)")
     parser.add_argument("--compare", help="a results file of an earlier run: print wall-clock ratios against it")
     args = parser.parse_args()
     args.serial_shapes = set(args.serial_shapes.split(","))
+    args.events_shapes = set(filter(None, args.events_shapes.split(",")))
+    shapes = args.shapes.split(",")
+    unknown = [s for s in shapes if s not in ("sparse", "dense", "default", "profiles")]
+    if unknown:
+        parser.exit(2, f"bench.py: unknown shape {', '.join(unknown)}; use sparse, dense, default, profiles\n")
+    if args.events_shapes - {"sparse", "dense"}:
+        parser.exit(2, "bench.py: --events-shapes takes sparse and dense only (their events are all in the "
+                       "classic counts the run is checked against)\n")
+    if args.profiles < 1:
+        parser.exit(2, "bench.py: --profiles must be a positive number of profiles\n")
     source = Path(args.source).resolve()
-    workdir = ROOT / "bench-results"
+    workdir = Path(args.workdir).resolve()
     workdir.mkdir(exist_ok=True)
     args.default_concurrency = default_concurrency(source)
     print(f"# tap from {source}; {args.latency_ms:g} ms a request, documented rate limits (rate_scale 1), "
           f"default concurrency {args.default_concurrency}" + (f"; config {args.config_extra}" if args.config_extra else ""))
     results, began = {}, time.monotonic()
-    for shape in args.shapes.split(","):
+    for shape in shapes:
+        if shape == "profiles":
+            bench_profiles(args.profiles, args, source, workdir, results)
+            continue
         sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]
         for events in sizes:
             bench_shape(shape, events, args, source, workdir, results)
@@ -313,7 +440,7 @@ def main():
                     print(f"  {name} {label}: wall {before['wall_s']:.2f} -> {run['wall_s']:.2f} s "
                           f"({before['wall_s'] / run['wall_s']:.1f}x), requests {before['requests']} -> "
                           f"{run['requests']}, cpu {before['cpu_us_per_event']:.0f} -> "
-                          f"{run['cpu_us_per_event']:.0f} us/event")
+                          f"{run['cpu_us_per_event']:.0f} us/record")
 
 
 if __name__ == "__main__":

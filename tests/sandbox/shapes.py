@@ -2,13 +2,15 @@
 
 - sparse: a small shop, events of the ten classic tables spread thinly over a year;
 - dense: one day holding many thousands of events per classic metric (a big campaign day), with a
-  thin history before it that an incremental run from the start of that day must not read.
+  thin history before it that an incremental run from the start of that day must not read;
+- profiles: many profiles and no events, for the `profiles` stream at scale.
 
 Both carry pages shaped like Klaviyo's: profiles with the attributes and custom properties a
 Shopify-connected account has (a 1,000-event page with its included profiles is about 1.8 MB),
 event properties as Klaviyo writes them for email events, and an integer wider than 64 bits only
 now and then. Same shape, size, seed and anchor give the same account.
 """
+import calendar
 import random
 import time
 import uuid
@@ -216,6 +218,21 @@ def dense(per_metric=15000, seed=1, anchor=None, profiles=None, history_per_metr
         before = [day - YEAR + rng.randrange(YEAR) for _ in range(history_per_metric)]
         times[name] = inside + before
     _fill(account, rng, times, wide_every)
+    return account
+
+
+def profiles(count=50000, seed=1, anchor=None, lists=4, segments=2):
+    """count Shopify-like profiles and no events: what the `profiles` stream reads at scale. Each
+    profile's updated falls between its creation and a minute before the anchor, so a sync from
+    three years back reads every one."""
+    anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
+    rng = random.Random(seed)
+    account = _new_account(rng, anchor, count, lists, segments)
+    for profile in account.profiles.values():
+        attributes = profile["attributes"]
+        # the rich profile may date its update up to a year after creation, past the anchor
+        created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
+        attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
     return account
 
 
