@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 setup(
     name="tap-klaviyo",
     version="2.0.0",
-    description="Singer tap for Klaviyo: the twelve classic tables from Klaviyo's current API",
+    description="Singer tap for Klaviyo: the twelve classic tables and opt-in streams from Klaviyo's current API",
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["tap_klaviyo", "tap_klaviyo.*"]),

@@ -12,7 +12,8 @@ from .streams import STREAMS
 
 CAPABILITIES = ["catalog", "discover", "state", "properties", "about"]
 DESCRIPTION = ("Singer tap for Klaviyo: the twelve classic tables (ten email-event tables, lists, "
-               "global_exclusions) from Klaviyo's current API")
+               "global_exclusions) from Klaviyo's current API, and opt-in streams of events, profiles, "
+               "campaigns, flows, templates, tags, memberships and performance reports")
 
 # Setting kinds in Meltano's words (its meltano.yml schema). A secret is a sensitive string:
 # Meltano deprecated `kind: password`.

@@ -42,7 +42,7 @@ def _setup_logging():
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="tap-klaviyo", description="Singer tap for Klaviyo (classic tables).")
+    parser = argparse.ArgumentParser(prog="tap-klaviyo", description="Singer tap for Klaviyo: the classic tables and opt-in streams.")
     parser.add_argument("-c", "--config", help="config JSON file (see sample_config.json)")
     parser.add_argument("-d", "--discover", action="store_true", help="write the catalog to stdout")
     parser.add_argument("--catalog", help="catalog JSON file selecting the streams to sync")
