@@ -1,5 +1,6 @@
 """python -m tests.sandbox: run the local Klaviyo sandbox until interrupted."""
 import argparse
+import gc
 import json
 import sys
 import time
@@ -43,6 +44,9 @@ def main():
     options = Options(latency=args.latency_ms / 1000, rate_scale=args.rate_scale, fault_rate=args.fault_rate,
                       fault_seed=args.fault_seed, report_daily_cap=args.report_daily_cap)
     server, base_url = serve(account, options, port=args.port)
+    # every event and profile encoded before the ready line: a run then costs the sandbox serving only
+    server.sandbox.pages.warm(base_url)
+    gc.freeze()     # the account and its JSON live as long as the process: the collector need not walk them
     info = {"base_url": base_url, "api_key": API_KEY, "no_events_key": NO_EVENTS_KEY,
             "events": sum(len(v) for v in account.events.values()), "anchor": account.anchor, "since": since,
             "classic_events": shapes.classic_counts(account, since, account.anchor + 1)}

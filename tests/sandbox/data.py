@@ -68,6 +68,13 @@ class Account:
     served_null: dict = field(default_factory=dict)
     not_included: set = field(default_factory=set)
     _serial: int = 0
+    # bumped by every change to what the API serves: the server's memoized events and profiles
+    # (fragments.py) are valid for one version only
+    version: int = 0
+
+    def changed(self):
+        """Call after changing the account (add_event and nullify do): memoized JSON is dropped."""
+        self.version += 1
 
     def metric_by_name(self, name, integration="Klaviyo"):
         for metric in self.metrics:
@@ -87,6 +94,7 @@ class Account:
             at = bisect.bisect_right(keys, (event.timestamp, event.id))
             keys.insert(at, (event.timestamp, event.id))
             events.insert(at, event)
+            self.changed()
 
     def all_events(self):
         with self.lock:
@@ -245,9 +253,12 @@ def nullify(account, kind, metric_name="Received Email", count=3):
     metric = account.metric_by_name(metric_name)
     if kind == "deleted_metric":
         account.not_included.add(("metric", metric["id"]))
+        account.changed()
         return [metric["id"]]
     if kind == "null_suppression_timestamp":
-        return _null_suppression_timestamps(account, count)
+        touched = _null_suppression_timestamps(account, count)
+        account.changed()
+        return touched
     events = [e for e in account.events[metric["id"]] if e.timestamp < account.anchor and e.profile_id]
     chosen = [events[(len(events) - 1) * n // max(1, count - 1)] for n in range(count)] if count > 1 else events[:1]
     if kind.startswith("null_profile_") or kind == "profile_not_included":
@@ -260,6 +271,7 @@ def nullify(account, kind, metric_name="Received Email", count=3):
                 account.served_null.setdefault(("profile", profile_id), set()).add("*")
             else:
                 account.profiles[profile_id]["attributes"][member] = None
+        account.changed()
         return touched
     for event in chosen:
         if kind == "event_without_profile":
@@ -271,6 +283,7 @@ def nullify(account, kind, metric_name="Received Email", count=3):
         else:
             names = {"timestamp"} if kind == "null_timestamp" else {"timestamp", "datetime"}
             account.served_null.setdefault(("event", event.id), set()).update(names)
+    account.changed()
     return [e.id for e in chosen]
 
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import msgspec
 import orjson
 
 from . import data as sandbox_data
+from . import fragments
 from . import spec
 from . import entities
 from . import reports
@@ -64,6 +66,7 @@ class Options:
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
     report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
+    indent: int = 0               # > 0: answers indented across lines (as a proxy may re-encode them)
 
 
 class RateCounter:
@@ -141,10 +144,12 @@ def _parse_z(raw):
 
 
 def _dumps(document):
+    if isinstance(document, bytes):     # already JSON (/api/events: fragments.py)
+        return document
     try:
         return orjson.dumps(document)
     except TypeError:       # the account holds integers wider than 64 bits, as real ones do
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+        return fragments.encode(document)
 
 
 def _cursor(text):
@@ -172,6 +177,7 @@ class Sandbox:
         self.stats_lock = threading.Lock()
         self.stats = {"requests": 0, "throttled": 0, "faults": 0, "by_family": {}}
         self.fault_seen = {}
+        self.pages = fragments.Pages(account)
         today = self.options.today or time.strftime("%Y-%m-%d", time.gmtime(account.anchor))
         year, rest = int(today[:4]), today[4:]
         self.retired_before = f"{year - 2}{rest}"
@@ -325,65 +331,52 @@ class Sandbox:
         includes = set(filter(None, query.get("include", "").split(",")))
         if includes - {"profile", "metric", "attributions"}:     # attributions: allowed, none served
             raise ApiFailure(400, "invalid", f"Invalid include: {query['include']}", "include")
-        with self.account.lock:
-            metric_ids = [metric_id] if metric_id else list(self.account.events)
-            chosen = []
-            for mid in metric_ids:
-                keys = self.account.keys.get(mid, [])
-                events = self.account.events.get(mid, [])
-                lo = bisect.bisect_left(keys, (lower, "")) if lower != -math.inf else 0
-                hi = bisect.bisect_left(keys, (upper, "")) if upper != math.inf else len(keys)
-                chosen.extend(events[lo:hi])
-        if len(metric_ids) > 1:
-            chosen.sort(key=lambda e: (e.timestamp, e.id))
-        if descending:
-            chosen.reverse()
+        cursor = None
         if "page[cursor]" in query:
             ts, _, eid = _uncursor(query["page[cursor]"]).partition(":")
-            key = (int(ts), eid)
-            keys = [(e.timestamp, e.id) for e in chosen]
-            if descending:
-                start = next((i for i, k in enumerate(keys) if k < key), len(keys))
+            cursor = (int(ts), eid)
+        with self.account.lock:
+            # the memo is taken with the events: both are of the same account state
+            memo = self.pages.memo(self.base_url)
+            if metric_id:
+                keys, events = self.account.keys.get(metric_id, []), self.account.events.get(metric_id, [])
             else:
-                start = bisect.bisect_right(keys, key)
-        else:
-            start = 0
-        page = chosen[start:start + size]
-        token = None
-        if start + size < len(chosen):
-            token = _cursor(f"{page[-1].timestamp}:{page[-1].id}")
-        event_fields = query["fields[event]"].split(",") if "fields[event]" in query else None
-        profile_fields = query["fields[profile]"].split(",") if "fields[profile]" in query else None
+                keys, events = memo.all_events(self.account)
+            lo = bisect.bisect_left(keys, (lower, "")) if lower != -math.inf else 0
+            hi = bisect.bisect_left(keys, (upper, "")) if upper != math.inf else len(keys)
+            if descending:      # the page ends just before the cursor and is served newest first
+                end = hi if cursor is None else bisect.bisect_left(keys, cursor, lo, hi)
+                page, more = events[max(lo, end - size):end][::-1], end - size > lo
+            else:
+                start = lo if cursor is None else bisect.bisect_right(keys, cursor, lo, hi)
+                page, more = events[start:min(hi, start + size)], start + size < hi
+        token = _cursor(f"{page[-1].timestamp}:{page[-1].id}") if more else None
+        event_fields = fragments.fieldset(query, "event")
+        profile_fields = fragments.fieldset(query, "profile")
         metric_fields = query["fields[metric]"].split(",") if "fields[metric]" in query else None
+        event_json, events_asked = memo.events.json, memo.events.fieldset(event_fields)
+        profile_json, profiles_asked = memo.profiles.json, memo.profiles.fieldset(profile_fields)
         # an event without a profile includes none; deleted resources are never included
-        data, included, seen = [], [], {("profile", None)} | self.account.not_included
-        served_null = self.account.served_null
+        seen = {"profile": {None}, "metric": set()}
+        for kind, rid in self.account.not_included:
+            seen.setdefault(kind, set()).add(rid)
+        seen_profiles = seen["profile"] if "profile" in includes else None
+        seen_metrics = seen["metric"] if "metric" in includes else None
+        data, included = [], []
+        served_null, profiles = self.account.served_null, self.account.profiles
         metrics = {m["id"]: m for m in self.account.metrics}
         for event in page:
-            attributes = {"timestamp": event.timestamp, "datetime": sandbox_data.iso(event.timestamp),
-                          "uuid": event.uuid, "event_properties": event.properties}
-            attributes.update(dict.fromkeys(served_null.get(("event", event.id), ())))
-            relationships = {} if event.profile_id is None else {
-                "profile": {"data": {"type": "profile", "id": event.profile_id}}}
-            relationships["metric"] = {"data": {"type": "metric", "id": event.metric_id}}
-            data.append({"type": "event", "id": event.id, "attributes": _sparse(attributes, event_fields),
-                         "relationships": relationships,
-                         "links": {"self": f"{self.base_url}/api/events/{event.id}/"}})
-            if "profile" in includes and ("profile", event.profile_id) not in seen:
-                seen.add(("profile", event.profile_id))
-                profile = self.account.profiles[event.profile_id]
-                attrs = {k: v for k, v in profile["attributes"].items() if k != "subscriptions"}
-                attrs = None if "*" in served_null.get(("profile", profile["id"]), ()) else _sparse(attrs, profile_fields)
-                included.append({"type": "profile", "id": profile["id"], "attributes": attrs})
-            if "metric" in includes and ("metric", event.metric_id) not in seen:
-                seen.add(("metric", event.metric_id))
-                metric = metrics[event.metric_id]
-                included.append({"type": "metric", "id": metric["id"],
-                                 "attributes": _sparse(metric["attributes"], metric_fields)})
-        body = {"data": data, "links": self._links(base, query, token)}
-        if includes:
-            body["included"] = included
-        return body
+            data.append(event_json(event.id, event, served_null, event_fields, events_asked))
+            if seen_profiles is not None and event.profile_id not in seen_profiles:
+                seen_profiles.add(event.profile_id)
+                included.append(profile_json(event.profile_id, profiles[event.profile_id], served_null,
+                                             profile_fields, profiles_asked))
+            if seen_metrics is not None and event.metric_id not in seen_metrics:
+                seen_metrics.add(event.metric_id)
+                metric = metrics[event.metric_id]      # a few a page, and metrics change: not memoized
+                included.append(fragments.encode({"type": "metric", "id": metric["id"],
+                                                  "attributes": _sparse(metric["attributes"], metric_fields)}))
+        return fragments.page(data, self._links(base, query, token), included if includes else None)
 
     def groups(self, name, query, revision, base):
         kind = name[:-1]
@@ -476,6 +469,8 @@ class Handler(BaseHTTPRequestHandler):
             if sandbox.options.latency:
                 time.sleep(sandbox.options.latency)
             body = _dumps(endpoint(query, revision, sandbox.base_url + parts.path))
+            if sandbox.options.indent:
+                body = msgspec.json.format(body, indent=sandbox.options.indent)
             if fault == "truncated":
                 body = body[: max(1, len(body) // 2)]
             self.send_raw(200, body, "application/vnd.api+json", rate_headers)
