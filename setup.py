@@ -13,8 +13,8 @@ setup(
         "requests>=2.32,<3",
         "backoff==2.2.1",
         "python-dateutil>=2.8,<3",
-        "orjson>=3.10,<4",
+        "msgspec>=0.19,<1",
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={"test": ["pytest>=8", "hypothesis>=6", "orjson>=3.10,<4"]},
     entry_points={"console_scripts": ["tap-klaviyo=tap_klaviyo:main"]},
 )

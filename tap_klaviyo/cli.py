@@ -27,10 +27,12 @@ def _utc_formatter():
     return formatter
 
 
-def _setup_logging():
-    # importing singer-python runs logging.config.fileConfig, which replaces the root's handlers
-    # (and with them the redaction filter): let it do so first, then install ours
-    import singer  # noqa: F401
+def _setup_logging(after_singer=False):
+    if after_singer:
+        # importing singer-python runs logging.config.fileConfig, which replaces the root's handlers
+        # (and with them the redaction filter): let it do so first, then install ours again. Only
+        # discovery imports it (see metrics.py).
+        import singer  # noqa: F401
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_utc_formatter())
     handler.addFilter(_Redact())
@@ -71,6 +73,8 @@ def run(argv=None):
     from .client import KlaviyoClient
     from .output import MessageWriter
 
+    if args.discover or not catalog_path:
+        _setup_logging(after_singer=True)
     if args.discover:
         catalog = discovery.discover()
         from .streams import BY_NAME

@@ -3,57 +3,23 @@
 Nothing else in the tap builds a request or reads a status code.
 """
 import email.utils
-import json
 import logging
 import threading
 import time
 from urllib.parse import urlsplit
 
-import backoff
-import orjson
 import requests
 import requests.auth
 from requests.adapters import HTTPAdapter
-from singer import metrics
+import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
-from . import __version__
+from . import __version__, metrics, pages
 from .errors import ApiError, redact
 from .ratelimit import RateLimiters
 
 LOGGER = logging.getLogger("tap_klaviyo")
-
-# orjson turns an integer outside [-2**63, 2**64) into a float without a word, so a page that may
-# hold one goes through the standard library, which keeps it exact. Such an integer has 19 digits
-# or more. Mapping every digit to "0" and searching for 19 zeros in a row costs a sixth of orjson's
-# parse on a 1.8 MB page; a regular expression over the whole page cost twice the parse.
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_LONG_DIGIT_RUN = b"0" * 19
-
-
-def _may_hold_wide_integer(body):
-    """A run of 19 or more digits where a JSON number may start: after ':', ',' or '[' (blanks and
-    a minus sign between). Such digits inside a string only cost the slower parse."""
-    digits = body.translate(_DIGITS_AS_ZERO)
-    at = digits.find(_LONG_DIGIT_RUN)
-    while at >= 0:
-        before = at - 1
-        if before >= 0 and body[before] == 0x2D:
-            before -= 1
-        while before >= 0 and body[before] in b" \t\r\n":
-            before -= 1
-        if before < 0 or body[before] in b":,[":
-            return True
-        # the rest of this run follows a digit; a run in a number position starts after a non-digit
-        at = digits.find(_LONG_DIGIT_RUN, at + len(_LONG_DIGIT_RUN))
-    return False
-
-
-def parse_json(body):
-    if _may_hold_wide_integer(body):
-        return json.loads(body)
-    return orjson.loads(body)
-
+BODIES_HELD = 4
 
 class Transient(Exception):
     """A failure worth retrying: 5xx, gateway pages, resets, timeouts, cut-off bodies."""
@@ -83,10 +49,10 @@ class RefusedError(ApiError):
         self.status, self.path, self.detail = status, path, detail
 
 
-def _detail(response):
+def _detail(response, body):
     """Klaviyo's own words from an error envelope, or a note on what came instead."""
     try:
-        errors = response.json().get("errors") or []
+        errors = pages.decode(body).get("errors") or []
         details = [e.get("detail") or e.get("title") for e in errors if isinstance(e, dict)]
         details = [d for d in details if d]
         if details:
@@ -161,17 +127,15 @@ class KlaviyoClient:
         # Decoding (parse, map, serialize) holds the GIL anyway; doing it one page at a time costs no
         # speed and keeps at most one parsed page in memory, whatever the concurrency.
         self._decode_lock = threading.Lock()
+        # Bodies read and not yet decoded. With 32 requests in flight and one page decoded at a
+        # time, most answers would otherwise wait their turn in memory (50 MB on the dense
+        # benchmark); past this many, an answer waits unread in its socket. More than one, so the
+        # next body is read while a page decodes.
+        self._bodies = threading.BoundedSemaphore(BODIES_HELD)
+        self.wait_to_decode = lambda: None      # the engine's back-pressure (Pool.wait_for_room)
         self.requests_made = 0
         self.throttled = 0
         self._spent = {}                # family -> the BudgetSpent that closed it for this run
-        self._get_retrying = backoff.on_exception(
-            backoff.expo, Transient, factor=0.5, max_value=60, jitter=backoff.full_jitter,
-            max_time=lambda: self.config.max_retry_seconds, on_backoff=self._log_retry, logger=None,
-        )(backoff.on_exception(
-            backoff.constant, Throttled, interval=0, jitter=None,
-            max_time=lambda: max(self.config.max_retry_seconds, 600), logger=None,
-        )(self._attempt))
-
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
@@ -196,14 +160,20 @@ class KlaviyoClient:
             raise ApiError(f"Klaviyo sent a next-page link to {parts.scheme}://{parts.netloc}, not "
                            f"{self.config.base_url}; refusing to send the API key there")
 
-    def get(self, family, url, params=None, decode=None):
-        """One GET with retries: the parsed JSON document, or what decode(document) makes of it."""
-        return self._request("GET", family, url, params, decode)
+    def get(self, family, url, params=None, decode=None, shape=None):
+        """One GET with retries: the parsed JSON document, or what decode(document) makes of it.
+        shape: a pages type to decode the body into (default: dicts and lists)."""
+        return self._request("GET", family, url, params, decode, shape=shape)
 
-    def _request(self, method, family, url, params, decode, payload=None):
+    def _request(self, method, family, url, params, decode, payload=None, shape=None):
         self._check_same_origin(url)
+        arguments = (family, url, params, decode, payload, shape)
+        started = time.monotonic()
         try:
-            return self._get_retrying(family, url, params, decode, payload)
+            try:
+                return self._attempt(*arguments)
+            except (Transient, Throttled) as failure:
+                return self._retrying(failure, started)(*arguments)
         except Transient as exc:
             raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
                            "(max_retry_seconds)") from None
@@ -211,33 +181,56 @@ class KlaviyoClient:
             raise ApiError(f"{method} {urlsplit(url).path}: still throttled (429) after waiting "
                            f"{max(self.config.max_retry_seconds, 600):g} s") from None
 
-    def pages(self, family, path, params, decode=None):
+    def pages(self, family, path, params, decode=None, shape=None):
         """Every page of a collection, following links.next exactly as given.
 
         Yields the parsed documents, or decode(document, is_last_page) for each: a decode that
         makes something compact of a page means the parsed page is never held past its turn.
         """
         def split(document):
-            next_url = (document.get("links") or {}).get("next")
+            next_url = document.next_url if shape else (document.get("links") or {}).get("next")
             return next_url, (decode(document, next_url is None) if decode else document)
 
         url, query = self.url(path), params
         while url:
-            url, result = self.get(family, url, query, split)
+            url, result = self.get(family, url, query, split, shape)
             query = None   # the next link carries the query and cursor; re-encoding breaks it
             yield result
+            del result      # not held while the next page is fetched: a page of lines is megabytes
 
     def post(self, family, path, body, decode=None):
         """One POST of a JSON:API body (the reporting endpoints, which only read) with the retries,
         limits and errors of get(). path may be a next-page link the API gave, posted as given."""
         url = path if "://" in path else self.url(path)
-        return self._request("POST", family, url, None, decode, orjson.dumps(body))
+        return self._request("POST", family, url, None, decode, pages.encode(body))
+
+    def _retrying(self, failure, started):
+        """_attempt under the retry policy, as if failure had come from its first call. backoff is
+        imported at the first failure only: it imports asyncio, 0.1 s of CPU a run that never
+        needs a retry."""
+        import backoff
+        replay = [failure]
+
+        def attempt(*arguments):
+            if replay:
+                raise replay.pop()
+            return self._attempt(*arguments)
+
+        def left(limit):
+            return lambda: limit - (time.monotonic() - started)
+        return backoff.on_exception(
+            backoff.expo, Transient, factor=0.5, max_value=60, jitter=backoff.full_jitter,
+            max_time=left(self.config.max_retry_seconds), on_backoff=self._log_retry, logger=None,
+        )(backoff.on_exception(
+            backoff.constant, Throttled, interval=0, jitter=None,
+            max_time=left(max(self.config.max_retry_seconds, 600)), logger=None,
+        )(attempt))
 
     def _log_retry(self, details):
         LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
                        details["wait"])
 
-    def _attempt(self, family, url, params, decode, payload=None):
+    def _attempt(self, family, url, params, decode, payload=None, shape=None):
         spent = self._spent.get(family)
         if spent is not None and time.time() < spent.resume_at:
             raise BudgetSpent(str(spent), spent.resume_at)
@@ -247,71 +240,92 @@ class KlaviyoClient:
         verb = "GET" if payload is None else "POST"
         started = time.monotonic()
         status = None
+        held = False      # a body permit (see _bodies)
         try:
-            timeout = (min(30, self.config.request_timeout), self.config.request_timeout)
-            if payload is None:
-                response = self._session().get(url, params=params, timeout=timeout)
-            else:
-                response = self._session().post(url, data=payload, timeout=timeout,
-                                                headers={"Content-Type": "application/vnd.api+json"})
-            status = response.status_code
-            body = response.content
-        except requests.exceptions.SSLError as exc:
-            raise ApiError(f"TLS check failed for {self.config.base_url} ({type(exc).__name__}); "
-                           "the tap never turns certificate checks off") from None
-        except requests.exceptions.ConnectionError as exc:
-            reason = exc.args[0] if exc.args else None
-            refused = isinstance(getattr(reason, "reason", reason), NewConnectionError)
-            if refused and not self._reached:
-                raise ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
-                               "unknown); check base_url and the network") from None
-            raise Transient(f"{verb} {path}: connection failed ({type(exc).__name__})") from None
-        except requests.exceptions.Timeout:
-            raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
-                            "(request_timeout)") from None
-        except requests.exceptions.RequestException as exc:
-            raise Transient(f"{verb} {path}: response broken off ({type(exc).__name__})") from None
+            try:
+                timeout = (min(30, self.config.request_timeout), self.config.request_timeout)
+                if payload is None:
+                    response = self._session().get(url, params=params, timeout=timeout, stream=True)
+                else:
+                    response = self._session().post(url, data=payload, timeout=timeout, stream=True,
+                                                    headers={"Content-Type": "application/vnd.api+json"})
+                status = response.status_code
+                waiting = time.monotonic()
+                self._bodies.acquire()
+                held = True
+                started += time.monotonic() - waiting     # the request's duration leaves the wait out
+                # one read of the whole body (which hands the connection back to the pool):
+                # Response.content reads it 10 KB at a time, 4-5 ms of CPU on a 2 MB page
+                body = response.raw.read(decode_content=True)
+            except requests.exceptions.SSLError as exc:
+                raise ApiError(f"TLS check failed for {self.config.base_url} ({type(exc).__name__}); "
+                               "the tap never turns certificate checks off") from None
+            except requests.exceptions.ConnectionError as exc:
+                reason = exc.args[0] if exc.args else None
+                refused = isinstance(getattr(reason, "reason", reason), NewConnectionError)
+                if refused and not self._reached:
+                    raise ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
+                                   "unknown); check base_url and the network") from None
+                raise Transient(f"{verb} {path}: connection failed ({type(exc).__name__})") from None
+            except requests.exceptions.Timeout:
+                raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
+                                "(request_timeout)") from None
+            except urllib3.exceptions.ReadTimeoutError:
+                raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
+                                "(request_timeout)") from None
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+                raise Transient(f"{verb} {path}: response broken off ({type(exc).__name__})") from None
+            finally:
+                elapsed = time.monotonic() - started
+                with self._counts_lock:
+                    self.requests_made += 1
+                    if status == 429:
+                        self.throttled += 1
+                metrics.http_request_duration(elapsed, family, status)
+            self._reached = True
+            headers = response.headers
+            if status == 200:
+                if headers.get("RateLimit-Remaining") == "0":
+                    limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
+                return self._decode(path, body, decode, verb, shape)
+            if status == 429:
+                wait = _seconds(headers.get("Retry-After"))
+                if wait is None:
+                    wait = _seconds(headers.get("RateLimit-Reset"))
+                if wait is not None and wait > max(self.config.max_retry_seconds, 600):
+                    resume_at = time.time() + wait
+                    self._spent[family] = BudgetSpent(
+                        f"{verb} {path}: Klaviyo answered 429 asking to wait {_duration(wait)}, longer than a "
+                        f"throttled request is retried: a daily request budget is spent; it can resume at "
+                        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(resume_at))}", resume_at)
+                    raise self._spent[family]
+                limiter.pause(1.0 if wait is None else wait, throttled=True)
+                raise Throttled()
+            detail = redact(_detail(response, body))
+            if status >= 500 or status == 408:
+                raise Transient(f"{verb} {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
+            raise RefusedError(f"{verb} {path}: " + _what_to_do(status, detail, self.config), status, path, detail)
         finally:
-            elapsed = time.monotonic() - started
-            with self._counts_lock:
-                self.requests_made += 1
-                if status == 429:
-                    self.throttled += 1
-            metrics.log(LOGGER, metrics.Point("timer", metrics.Metric.http_request_duration, elapsed, {
-                metrics.Tag.endpoint: family, metrics.Tag.http_status_code: status,
-                metrics.Tag.status: "succeeded" if status == 200 else "failed"}))
-        self._reached = True
-        headers = response.headers
-        if status == 200:
-            if headers.get("RateLimit-Remaining") == "0":
-                limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
-            return self._decode(path, body, decode, verb)
-        if status == 429:
-            wait = _seconds(headers.get("Retry-After"))
-            if wait is None:
-                wait = _seconds(headers.get("RateLimit-Reset"))
-            if wait is not None and wait > max(self.config.max_retry_seconds, 600):
-                resume_at = time.time() + wait
-                self._spent[family] = BudgetSpent(
-                    f"{verb} {path}: Klaviyo answered 429 asking to wait {_duration(wait)}, longer than a "
-                    f"throttled request is retried: a daily request budget is spent; it can resume at "
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(resume_at))}", resume_at)
-                raise self._spent[family]
-            limiter.pause(1.0 if wait is None else wait, throttled=True)
-            raise Throttled()
-        detail = redact(_detail(response))
-        if status >= 500 or status == 408:
-            raise Transient(f"{verb} {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
-        raise RefusedError(f"{verb} {path}: " + _what_to_do(status, detail, self.config), status, path, detail)
+            if held:
+                self._bodies.release()
 
-    def _decode(self, path, body, decode, verb="GET"):
+    def _decode(self, path, body, decode, verb, shape):
         """Parse a 200's body (retrying a cut-off one) and hand it to decode, one page at a time."""
         with self._decode_lock:
+            self.wait_to_decode()
             try:
-                document = parse_json(body)
-            except ValueError:
+                if shape is not None:
+                    document = pages.decode_typed(body, shape)
+                    answered = document.data is not None
+                else:
+                    document = pages.decode(body)
+                    answered = isinstance(document, dict) and isinstance(document.get("data"), (list, dict))
+            except pages.Misshapen as exc:
+                raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects ({redact(exc)}); "
+                               "report this line") from None
+            except pages.NotJSON:
                 raise Transient(f"{verb} {path}: body cut off or not JSON ({len(body)} bytes)") from None
-            if not isinstance(document, dict) or not isinstance(document.get("data"), (list, dict)):
+            if not answered:
                 raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member")
             if decode is None:
                 return document
@@ -320,4 +334,3 @@ class KlaviyoClient:
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects "
                                f"({type(exc).__name__}: {redact(exc)}); report this line") from None
-

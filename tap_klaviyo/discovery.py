@@ -5,8 +5,6 @@ import re
 from functools import cache
 from importlib import resources
 
-from singer import metadata
-
 from . import revisions
 from .errors import ConfigError
 from .streams import BY_NAME, INCREMENTAL, STREAMS
@@ -24,6 +22,7 @@ def schema(stream):
 
 
 def catalog_entry(stream):
+    from singer import metadata     # discovery only: see metrics.py for why not at the top
     stream_schema = schema(stream)
     mdata = metadata.get_standard_metadata(
         schema=stream_schema,

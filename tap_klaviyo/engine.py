@@ -16,8 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from singer import metrics
-
+from . import metrics
 from . import state as bookmarks
 from . import timeutil
 from .discovery import schema
@@ -26,6 +25,7 @@ from .streams import BY_NAME
 LOGGER = logging.getLogger("tap_klaviyo")
 PROGRESS_SECONDS = 5.0
 STATE_SECONDS = 1.0
+PAGES_WAITING = 4
 
 
 @dataclass
@@ -131,16 +131,19 @@ def _tune_memory():
 
 class Pool:
     """Daemon worker threads running tasks by rank (the earliest span first, so all watermarks move
-    forward together). Pages come back through a bounded queue, which keeps memory flat: a worker
-    waits when the writer is behind."""
+    forward together). Pages come back through a queue to the writer; memory stays flat because a
+    page is not decoded while the writer has PAGES_WAITING pages to write (wait_for_room)."""
 
     def __init__(self, client, config):
         self._client = client
         self._config = config
         self._tasks = queue.PriorityQueue()
         self._serial = 0
-        self.results = queue.Queue(maxsize=4)
+        self.results = queue.Queue()
         self.stop = threading.Event()
+        self._taken = threading.Condition()     # notified when the writer takes a page
+        self._writer = None
+        client.wait_to_decode = self.wait_for_room
         self._threads = [threading.Thread(target=self._work, name=f"fetch-{n}", daemon=True)
                          for n in range(config.concurrency)]
 
@@ -150,16 +153,29 @@ class Pool:
 
     def start(self):
         _tune_memory()
+        self._writer = threading.current_thread()
         for thread in self._threads:
             thread.start()
 
     def _put(self, item):
-        while not self.stop.is_set():
-            try:
-                self.results.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        self.results.put(item)
+
+    def take(self, timeout):
+        item = self.results.get(timeout=timeout)
+        with self._taken:
+            self._taken.notify_all()
+        return item
+
+    def wait_for_room(self):
+        """Called before a page is decoded (one at a time, under the client's lock): waits while
+        the writer has PAGES_WAITING pages to write, so decoded pages in memory stay bounded. A
+        bounded queue did not bound them: each worker blocked on it held its page (11 pages of
+        lines, 30 MB, at the dense benchmark's peak)."""
+        if threading.current_thread() is self._writer:
+            return      # the writer waiting for itself would wait forever
+        with self._taken:
+            while self.results.qsize() >= PAGES_WAITING and not self.stop.is_set():
+                self._taken.wait(0.5)
 
     def _work(self):
         while not self.stop.is_set():
@@ -167,14 +183,24 @@ class Pool:
                 _, _, task = self._tasks.get(timeout=0.5)
             except queue.Empty:
                 continue
-            try:
-                for page in task.run(self._client, self._config):
-                    if self.stop.is_set():
-                        return
-                    self._put(page)
-            except BaseException as exc:   # handed to the main thread, which ends the run
-                self._put(Failure(task, exc))
+            if not self._run(task):
                 return
+
+    def _run(self, task):
+        """One task's pages to the writer; False when the worker is to stop. A page's lines take
+        megabytes: once handed over, neither this frame nor the task's generators refer to them,
+        while they fetch the next page or sit idle (each worker kept one page, 50-90 MB at the
+        dense benchmark's peak)."""
+        try:
+            for page in task.run(self._client, self._config):
+                if self.stop.is_set():
+                    return False
+                self._put(page)
+                del page    # else held while the task fetches its next page
+        except BaseException as exc:   # handed to the main thread, which ends the run
+            self._put(Failure(task, exc))
+            return False
+        return True
 
 
 class _Progress:
@@ -197,8 +223,7 @@ class _Progress:
         for name, total in self.rows.items():
             new = total - self._logged[name]
             if new or force:
-                metrics.log(LOGGER, metrics.Point("counter", metrics.Metric.record_count, new,
-                                                  {metrics.Tag.endpoint: name}))
+                metrics.record_count(new, name)
             if new and not force:
                 span = watermarks[name].reading() if name in watermarks else None
                 where = f", reading {span.describe()}" if span else ""
@@ -304,7 +329,7 @@ def run(config, client, streams, state, writer, planners, columns=None):
     try:
         while pending:
             try:
-                item = pool.results.get(timeout=1.0)
+                item = pool.take(timeout=1.0)
             except queue.Empty:
                 progress.maybe_log(watermarks)
                 continue

@@ -1,19 +1,9 @@
 """Singer messages on stdout: one JSON object per line, written by one writer only."""
-import json
 import sys
 import time
 
-import orjson
-
 from .errors import TargetGone
-
-
-def _dumps(message):
-    try:
-        return orjson.dumps(message)
-    except TypeError:
-        # integers wider than 64 bits (event_properties may hold them) are beyond orjson
-        return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+from .pages import encode, encode_into
 
 
 def time_extracted():
@@ -21,13 +11,17 @@ def time_extracted():
 
 
 def record_lines(stream, rows, extracted):
-    """RECORD messages for rows, as newline-terminated bytes ready to write."""
-    if not rows:
-        return b""
-    lines = [_dumps({"type": "RECORD", "stream": stream, "record": row, "time_extracted": extracted})
-             for row in rows]
-    lines.append(b"")
-    return b"\n".join(lines)
+    """RECORD messages for rows, as newline-terminated bytes (a bytearray) ready to write."""
+    # the envelope is the same for every row: encoded once; rows are encoded straight into one
+    # buffer, which costs half of joining a page's 1,000 encoded rows
+    head = b'{"type":"RECORD","stream":' + encode(stream) + b',"record":'
+    tail = b',"time_extracted":' + encode(extracted) + b'}\n'
+    lines = bytearray()
+    for row in rows:
+        lines += head
+        encode_into(row, lines, -1)
+        lines += tail
+    return lines
 
 
 class MessageWriter:
@@ -43,7 +37,7 @@ class MessageWriter:
             raise TargetGone("the target stopped reading stdout (broken pipe)") from None
 
     def message(self, message):
-        self.write(_dumps(message) + b"\n")
+        self.write(encode(message) + b"\n")
 
     def schema(self, stream, schema, key_properties, bookmark_properties=None):
         message = {"type": "SCHEMA", "stream": stream, "schema": schema, "key_properties": list(key_properties)}

@@ -1,25 +1,23 @@
 """API resources turned into the classic tables' rows, one function per family."""
 import logging
 
+from msgspec.structs import astuple
+
+from . import pages
 from .timeutil import iso_to_classic, parse_instant, to_api, to_classic
 
-# classic person key -> profile attribute
-_PROFILE_KEYS = (
-    ("$email", "email"), ("$first_name", "first_name"), ("$last_name", "last_name"),
-    ("$phone_number", "phone_number"), ("$organization", "organization"), ("$title", "title"),
-    ("$id", "external_id"),
-)
-# classic person key -> profile attributes.location member
-_LOCATION_KEYS = (
-    ("$address1", "address1"), ("$address2", "address2"), ("$city", "city"), ("$region", "region"),
-    ("$zip", "zip"), ("$country", "country"), ("$latitude", "latitude"), ("$longitude", "longitude"),
-    ("$timezone", "timezone"),
-)
-
-# What the event requests ask for: every attribute a classic column needs, nothing more.
-PROFILE_FIELDS = ",".join([attr for _, attr in _PROFILE_KEYS] + ["location", "properties", "created", "updated"])
+# What the event requests ask for: every profile attribute the classic person object needs (see
+# person_json for where each goes), nothing more.
+PROFILE_FIELDS = ("email,first_name,last_name,phone_number,organization,title,external_id,location,properties,"
+                  "created,updated")
 # every event attribute is nullable: datetime places an event whose timestamp is null
 EVENT_FIELDS = "timestamp,datetime,uuid,event_properties"
+_NO_LOCATION = pages.Location()
+_PERSON_KEYS = ("object", "id", "$email", "$first_name", "$last_name", "$phone_number", "$organization", "$title",
+                "$id", "$address1", "$address2", "$city", "$region", "$zip", "$country", "$latitude", "$longitude",
+                "$timezone", "created", "updated")
+_Person = pages.object_type("Person", _PERSON_KEYS)
+_has_person_key = pages.member_test(_PERSON_KEYS)
 
 LOGGER = logging.getLogger("tap_klaviyo")
 
@@ -32,77 +30,98 @@ SUPPRESSION_REASONS = {
 }
 
 
-def person(profile):
-    attributes = profile.get("attributes") or {}
-    location = attributes.get("location") or {}
-    row = {"object": "person", "id": profile.get("id")}
-    for key, attr in _PROFILE_KEYS:
-        row[key] = attributes.get(attr)
-    for key, attr in _LOCATION_KEYS:
-        row[key] = location.get(attr)
-    row["created"] = iso_to_classic(attributes.get("created"))
-    row["updated"] = iso_to_classic(attributes.get("updated"))
-    for key, value in (attributes.get("properties") or {}).items():
+def person_json(profile_id, attributes):
+    """The classic person object of a profile (attributes: a pages.ProfileAttributes, or None when
+    the profile was not included), as JSON text shared by all its events on the page."""
+    if attributes is None:     # not included (deleted since): its id, nulls elsewhere
+        return pages.Raw(pages.encode(_Person("person", profile_id, *[None] * (len(_PERSON_KEYS) - 2))))
+    location = attributes.location or _NO_LOCATION
+    # once per profile on every events page: one positional call, not a loop over a key table
+    person = _Person(
+        "person", profile_id, attributes.email, attributes.first_name, attributes.last_name,
+        attributes.phone_number, attributes.organization, attributes.title, attributes.external_id,
+        location.address1, location.address2, location.city, location.region, location.zip, location.country,
+        location.latitude, location.longitude, location.timezone,
+        iso_to_classic(attributes.created), iso_to_classic(attributes.updated))
+    properties = bytes(attributes.properties)
+    if properties == b"null":
+        return pages.Raw(pages.encode(person))
+    if not _has_person_key(properties):
+        # Custom properties follow the standard keys as Klaviyo wrote them, never decoded: the
+        # standard part's closing brace gives way to the object's members (none: nothing to add).
+        standard = pages.encode(person)
+        members = properties[1:]
+        if members.lstrip(b" \t") == b"}":
+            return pages.Raw(standard)
+        return pages.Raw(b"".join((standard[:-1], b",", members)))
+    row = dict(zip(_PERSON_KEYS, astuple(person)))
+    for key, value in pages.decode(properties).items():
         row.setdefault(key, value)      # custom properties never overwrite the standard keys
-    return row
-
-
-def _related_id(resource, name):
-    data = ((resource.get("relationships") or {}).get(name) or {}).get("data")
-    return data.get("id") if isinstance(data, dict) else None
+    return pages.Raw(pages.encode(row))
 
 
 def event_instant(event):
-    """Epoch seconds of an event: its timestamp, else its datetime; None when it has neither."""
-    attributes = event.get("attributes") or {}
-    timestamp = attributes.get("timestamp")
+    """Epoch seconds of an event (a pages.Event): its timestamp, else its datetime; None when it
+    has neither."""
+    attributes = event.attributes
+    timestamp = attributes.timestamp if attributes is not None else None
     if isinstance(timestamp, int):
         return timestamp
     try:
-        return parse_instant(attributes.get("datetime"))
+        return parse_instant(attributes.datetime if attributes is not None else None)
     except ValueError:
         # A windowed query cannot match an event without a time, so this is a server anomaly; a row
         # whose replication key is null could not be bookmarked or re-read, so it is left out, loudly.
-        LOGGER.warning("event %s has neither timestamp nor datetime; skipped", event.get("id"))
+        LOGGER.warning("event %s has neither timestamp nor datetime; skipped", event.id)
         return None
 
 
-def event_rows(document, metric_id, metric_name, lower, upper):
-    """Classic rows of one /api/events page, keeping only events in [lower, upper).
-
-    Each included profile becomes one person object, shared by its events on the page.
-    """
-    persons, names = {}, {}
-    for resource in document.get("included") or ():
-        kind = resource.get("type")
-        if kind == "profile":
-            persons[resource.get("id")] = person(resource)
-        elif kind == "metric":
-            names[resource.get("id")] = (resource.get("attributes") or {}).get("name")
-    rows = []
-    for event in document["data"]:
-        attributes = event.get("attributes") or {}
-        timestamp = attributes.get("timestamp")
+def _events_in_range(page, lower, upper):
+    """(instant, event) of a pages.EventPage's events in [lower, upper), in the page's order."""
+    for event in page.data:
+        attributes = event.attributes
+        timestamp = attributes.timestamp if attributes is not None else None
         if not isinstance(timestamp, int):
             timestamp = event_instant(event)
             if timestamp is None:
                 continue
-        if not lower <= timestamp < upper:
-            continue
+        if lower <= timestamp < upper:
+            yield timestamp, event
+
+
+def event_rows(page, metric_id, metric_name, lower, upper):
+    """Classic rows of one /api/events page (a pages.EventPage) in [lower, upper).
+
+    Each included profile becomes one person object, encoded once and shared by its events.
+    """
+    persons, names = {}, {}
+    for resource in page.included or ():
+        if resource.type == "profile":
+            persons[resource.id] = person_json(resource.id, resource.profile_attributes())
+        elif resource.type == "metric":
+            names[resource.id] = resource.metric_name()
+    rows = []
+    for timestamp, event in _events_in_range(page, lower, upper):
+        attributes = event.attributes
+        statistic_id, profile_id = event.related_ids()
         # a metric deleted since keeps its id here; the name then comes from the stream's metric
-        statistic_id = _related_id(event, "metric") or metric_id
-        profile_id = _related_id(event, "profile")
+        statistic_id = statistic_id or metric_id
+        if profile_id is None:
+            person = None
+        else:
+            person = persons.get(profile_id)
+            if person is None:      # a profile not included (deleted since): its id, nulls elsewhere
+                person = persons[profile_id] = person_json(profile_id, None)
         rows.append({
-            "id": event["id"],
-            "uuid": attributes.get("uuid"),
+            "id": event.id,
+            "uuid": attributes.uuid,
             "timestamp": timestamp,
             "datetime": to_classic(timestamp),
             "event_name": names.get(statistic_id) or metric_name,
             "statistic_id": statistic_id,
             "object": "event",
-            "event_properties": attributes.get("event_properties"),
-            # no profile: null; a profile not included (deleted since): its id, nulls elsewhere
-            "person": (persons.get(profile_id) or person({"id": profile_id})) if profile_id else None,
+            "event_properties": attributes.event_properties,
+            "person": person,
         })
     return rows
 
@@ -157,29 +176,23 @@ def exclusion_row(profile):
 
 # --- API-shaped rows of the opt-in streams -------------------------------------------------------
 
-def api_event_rows(document, metric_names, lower, upper):
-    """`events` rows of one /api/events page in [lower, upper): the event as Klaviyo sends it, its
-    metric and profile by id (no profile object: that is the `profiles` stream's job)."""
+def api_event_rows(page, metric_names, lower, upper):
+    """`events` rows of one /api/events page (a pages.EventPage) in [lower, upper): the event as
+    Klaviyo sends it, its metric and profile by id (no profile object: that is the `profiles`
+    stream's job)."""
     rows = []
-    for event in document["data"]:
-        attributes = event.get("attributes") or {}
-        timestamp = attributes.get("timestamp")
-        if not isinstance(timestamp, int):
-            timestamp = event_instant(event)
-            if timestamp is None:
-                continue
-        if not lower <= timestamp < upper:
-            continue
-        metric_id = _related_id(event, "metric")
+    for timestamp, event in _events_in_range(page, lower, upper):
+        attributes = event.attributes
+        metric_id, profile_id = event.related_ids()
         rows.append({
-            "id": event["id"],
-            "uuid": attributes.get("uuid"),
+            "id": event.id,
+            "uuid": attributes.uuid,
             "timestamp": timestamp,
-            "datetime": attributes.get("datetime") or to_api(timestamp),
+            "datetime": attributes.datetime or to_api(timestamp),
             "metric_id": metric_id,
             "metric_name": metric_names.get(metric_id),
-            "profile_id": _related_id(event, "profile"),
-            "event_properties": attributes.get("event_properties"),
+            "profile_id": profile_id,
+            "event_properties": attributes.event_properties,
         })
     return rows
 

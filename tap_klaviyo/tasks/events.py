@@ -5,6 +5,7 @@ import logging
 from .. import revisions, timeutil
 from .. import state as bookmarks
 from ..engine import Watermark
+from ..pages import EventPage
 from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
 from ..streams import KLAVIYO_INTEGRATION
 from .ranges import RangeReader, RangeScan
@@ -75,7 +76,8 @@ def plan_classic(stream, context):
         reader = RangeReader("events", "/api/events", _event_params(
             config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
                                                   "fields[metric]": "name"}),
-            lambda lo, hi, metric_id=metric_id: _datetime_filter(lo, hi, metric_id), rows, _page_size(config))
+            lambda lo, hi, metric_id=metric_id: _datetime_filter(lo, hi, metric_id), rows, _page_size(config),
+            EventPage)
         scan = RangeScan(stream, metric_id, lower, context.started, reader, parts)
         watermark.plan(metric_id, [scan])
         tasks.append((scan, scan.lower))
@@ -119,7 +121,8 @@ def plan_events(stream, context):
     tasks = []
     for unit in units:
         reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
-                             lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config))
+                             lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config),
+                             EventPage)
         scan = RangeScan(stream, unit or "all", lower, context.started, reader,
                          _parts_allowed(config, len(units) + 10))
         watermark.plan(unit or "all", [scan])

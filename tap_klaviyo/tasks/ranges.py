@@ -24,11 +24,13 @@ class RangeReader:
     """What differs between the ranges of one stream: the request and how rows are made.
 
     rows(document, lower, upper) returns (instant, row) pairs of the page's rows in [lower, upper),
-    in the order the API sorted them (ascending instants).
+    in the order the API sorted them (ascending instants); document is decoded as shape (a pages
+    type), or as dicts when shape is None.
     """
 
-    def __init__(self, endpoint, path, params, range_filter, rows, page_size):
+    def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None):
         self.endpoint = endpoint
+        self.shape = shape
         self.path = path
         self.params = params
         self.range_filter = range_filter
@@ -51,9 +53,11 @@ class RangeScan(Span):
     def run(self, client, config):
         params = dict(self.reader.params)
         params["filter"] = self.reader.range_filter(self.lower, self.upper)
-        for page in client.pages(self.reader.endpoint, self.reader.path, params, self._page):
+        for page in client.pages(self.reader.endpoint, self.reader.path, params, self._page, self.reader.shape):
+            done = page.done
             yield page
-            if page.done:
+            del page        # not held while the next page is fetched
+            if done:
                 return
 
     def _page(self, document, last):
