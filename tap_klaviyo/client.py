@@ -57,7 +57,7 @@ def _detail(response, body):
         details = [d for d in details if d]
         if details:
             return "; ".join(details)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError):
         pass
     kind = response.headers.get("Content-Type", "")
     if "html" in kind:
@@ -168,12 +168,13 @@ class KlaviyoClient:
     def _request(self, method, family, url, params, decode, payload=None, shape=None):
         self._check_same_origin(url)
         arguments = (family, url, params, decode, payload, shape)
-        started = time.monotonic()
         try:
             try:
                 return self._attempt(*arguments)
             except (Transient, Throttled) as failure:
-                return self._retrying(failure, started)(*arguments)
+                # the retry budget runs from the first failure: the first attempt's waits (limiter,
+                # decode turn) are not retrying
+                return self._retrying(failure, time.monotonic())(*arguments)
         except Transient as exc:
             raise ApiError(f"{exc}; gave up after retrying for {self.config.max_retry_seconds:g} s "
                            "(max_retry_seconds)") from None
@@ -205,9 +206,9 @@ class KlaviyoClient:
         return self._request("POST", family, url, None, decode, pages.encode(body))
 
     def _retrying(self, failure, started):
-        """_attempt under the retry policy, as if failure had come from its first call. backoff is
-        imported at the first failure only: it imports asyncio, 0.1 s of CPU a run that never
-        needs a retry."""
+        """_attempt under the retry policy, as if failure had come from its first call, with the
+        time limits counted from started. backoff is imported at the first failure only: it
+        imports asyncio, 0.1 s of CPU a run that never needs a retry."""
         import backoff
         replay = [failure]
 
@@ -250,10 +251,11 @@ class KlaviyoClient:
                     response = self._session().post(url, data=payload, timeout=timeout, stream=True,
                                                     headers={"Content-Type": "application/vnd.api+json"})
                 status = response.status_code
-                waiting = time.monotonic()
-                self._bodies.acquire()
-                held = True
-                started += time.monotonic() - waiting     # the request's duration leaves the wait out
+                if status == 200:       # an error's few bytes never wait behind pages
+                    waiting = time.monotonic()
+                    self._bodies.acquire()
+                    held = True
+                    started += time.monotonic() - waiting     # the request's duration leaves the wait out
                 # one read of the whole body (which hands the connection back to the pool):
                 # Response.content reads it 10 KB at a time, 4-5 ms of CPU on a 2 MB page
                 body = response.raw.read(decode_content=True)
@@ -311,8 +313,9 @@ class KlaviyoClient:
 
     def _decode(self, path, body, decode, verb, shape):
         """Parse a 200's body (retrying a cut-off one) and hand it to decode, one page at a time."""
+        # waited for outside the lock: nothing holding it ever waits on the writer
+        self.wait_to_decode()
         with self._decode_lock:
-            self.wait_to_decode()
             try:
                 if shape is not None:
                     document = pages.decode_typed(body, shape)
@@ -321,6 +324,8 @@ class KlaviyoClient:
                     document = pages.decode(body)
                     answered = isinstance(document, dict) and isinstance(document.get("data"), (list, dict))
             except pages.Misshapen as exc:
+                if body.lstrip()[:1] != b"{":
+                    raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member") from None
                 raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects ({redact(exc)}); "
                                "report this line") from None
             except pages.NotJSON:

@@ -167,10 +167,10 @@ class Pool:
         return item
 
     def wait_for_room(self):
-        """Called before a page is decoded (one at a time, under the client's lock): waits while
-        the writer has PAGES_WAITING pages to write, so decoded pages in memory stay bounded. A
-        bounded queue did not bound them: each worker blocked on it held its page (11 pages of
-        lines, 30 MB, at the dense benchmark's peak)."""
+        """Called before a page is decoded: waits while the writer has PAGES_WAITING pages to
+        write, so the pages in memory stay bounded (PAGES_WAITING, plus the client's BODIES_HELD
+        answers read and not yet decoded). A bounded queue did not bound them: each worker blocked
+        on it held its page (11 pages of lines, 30 MB, at the dense benchmark's peak)."""
         if threading.current_thread() is self._writer:
             return      # the writer waiting for itself would wait forever
         with self._taken:

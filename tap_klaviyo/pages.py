@@ -46,7 +46,7 @@ class EventAttributes(msgspec.Struct):
 
 
 class Event(msgspec.Struct):
-    id: Any = None
+    id: str             # the row's key: an event without one is an answer not shaped as expected
     attributes: EventAttributes | None = None
     relationships: _EventRelations | None = None
 
@@ -148,6 +148,7 @@ def decode_typed(body, document_type):
     decoder = _DECODERS.get(document_type)
     if decoder is None:
         decoder = _DECODERS[document_type] = msgspec.json.Decoder(document_type)
+    body = body.rstrip()        # a final line break alone needs no pass over the page
     if b"\n" in body or b"\r" in body:
         body = msgspec.json.format(body, indent=-1)
     return decoder.decode(body)

@@ -44,7 +44,7 @@ def person_json(profile_id, attributes):
         location.latitude, location.longitude, location.timezone,
         iso_to_classic(attributes.created), iso_to_classic(attributes.updated))
     properties = bytes(attributes.properties)
-    if properties == b"null":
+    if not properties.startswith(b"{"):     # null (or, off the spec, not an object): none to add
         return pages.Raw(pages.encode(person))
     if not _has_person_key(properties):
         # Custom properties follow the standard keys as Klaviyo wrote them, never decoded: the

@@ -149,3 +149,16 @@ def test_the_key_never_appears_in_a_successful_run(sandbox, tmp_path):
     from tap_klaviyo.config import load_config
     config = load_config(sandbox.config())
     assert API_KEY not in repr(config) and API_KEY not in str(config)
+
+
+def test_a_first_attempt_slower_than_the_retry_budget_is_still_retried(make_sandbox, tmp_path):
+    # every URL fails once, in any of the fault kinds; a "slow" one takes the whole request_timeout,
+    # longer than max_retry_seconds: the budget counts from the failure, so it is retried all the same
+    sandbox = make_sandbox(events=1500, slow_seconds=2.5, fault_rate=1.0, faults_per_target=1, fault_seed=3)
+    config = sandbox.config(request_timeout=1, max_retry_seconds=1, concurrency=8)
+    faulty = run_tap(tmp_path, config)
+    assert "no answer within 1 s" in faulty.stderr        # a slow fault happened and was retried
+    assert "answer without a JSON:API 'data' member" in faulty.stderr   # so was a 200 of `[]`
+    sandbox.options.fault_rate = 0.0
+    clean = run_tap(tmp_path, config)
+    assert keyed_rows(faulty) == keyed_rows(clean)

@@ -37,7 +37,7 @@ ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "seg
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
-FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429")
+FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429", "200array")
 
 
 class ApiFailure(Exception):
@@ -63,6 +63,7 @@ class Options:
     fault_rate: float = 0.0       # share of API requests answered with an injected fault
     fault_seed: int = 0
     slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
+    faults_per_target: int = 0    # > 0: a URL is faulted at most this many times, then answered
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
     report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
@@ -222,6 +223,8 @@ class Sandbox:
         with self.stats_lock:
             seen = self.fault_seen.get(target, 0)
             self.fault_seen[target] = seen + 1
+        if self.options.faults_per_target and seen >= self.options.faults_per_target:
+            return False
         digest = hashlib.sha256(f"{self.options.fault_seed}|{target}|{seen}".encode()).digest()
         if int.from_bytes(digest[:8], "big") / 2 ** 64 >= self.options.fault_rate:
             return False
@@ -241,6 +244,9 @@ class Sandbox:
         if kind == "429":
             raise ApiFailure(429, "throttled", "Request was throttled. Expected available in 1 second.",
                              headers={"Retry-After": "1"})
+        if kind == "200array":      # a 200 that is JSON but no JSON:API document (a confused proxy)
+            handler.send_raw(200, b"[]", "application/vnd.api+json")
+            return True
         if kind == "502html":
             handler.send_raw(502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
                              "text/html")
