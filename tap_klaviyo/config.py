@@ -1,8 +1,9 @@
 """Settings: one table that the config loader, `--about` and the docs all read."""
 import ipaddress
 import json
-from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import msgspec
 
 from . import revisions, timeutil
 from .errors import ConfigError, register_secret
@@ -10,8 +11,7 @@ from .errors import ConfigError, register_secret
 DEFAULT_REVISION = revisions.NEWEST
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(msgspec.Struct, frozen=True):
     name: str
     kind: str          # "string", "integer", "number", "boolean", "date_iso8601"
     default: object
@@ -55,8 +55,7 @@ SETTINGS = (
 )
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(msgspec.Struct, frozen=True):
     api_key: str
     start_date: int
     revision: str

@@ -14,7 +14,8 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+
+import msgspec
 
 from . import metrics
 from . import state as bookmarks
@@ -28,8 +29,7 @@ STATE_SECONDS = 1.0
 PAGES_WAITING = 4
 
 
-@dataclass
-class Page:
+class Page(msgspec.Struct):
     task: object
     lines: bytes = b""
     count: int = 0
@@ -38,11 +38,10 @@ class Page:
     stopped: bool = False           # spans: ended before its upper (e.g. a daily budget spent); the
                                     # watermark holds at its progress for the rest of the run
     split_at: int | None = None     # spans: the task stops at this instant; `spawn` covers the rest
-    spawn: list = field(default_factory=list)   # (task, rank) pairs to run next
+    spawn: list = msgspec.field(default_factory=list)   # (task, rank) pairs to run next
 
 
-@dataclass
-class Failure:
+class Failure(msgspec.Struct):
     task: object
     error: BaseException
 

@@ -4,7 +4,7 @@ A stream is one row of STREAMS: what it reads, its key, how it replicates, which
 and which schema file describes its rows. The machinery in discovery, the engine and the task
 modules is shared; adding a metric-event table or one more JSON:API collection is adding a row.
 """
-from dataclasses import dataclass
+import msgspec
 
 # task families (tap_klaviyo/tasks/ has one module per family)
 CLASSIC_EVENT = "classic_event"     # one classic metric table: events of named Klaviyo metrics
@@ -19,8 +19,7 @@ INCREMENTAL = "INCREMENTAL"
 FULL_TABLE = "FULL_TABLE"
 
 
-@dataclass(frozen=True)
-class Stream:
+class Stream(msgspec.Struct, frozen=True):
     name: str
     family: str
     key: tuple

@@ -7,7 +7,6 @@ import re
 import time
 from functools import lru_cache
 
-from dateutil import parser as dateutil_parser
 
 CLASSIC_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
 BOOKMARK_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -25,7 +24,7 @@ def parse_instant(text):
     if not isinstance(text, str) or not text.strip():
         raise ValueError("expected an ISO 8601 date-time string such as 2024-01-01T00:00:00Z")
     try:
-        parsed = dateutil_parser.isoparse(text.strip())
+        parsed = _parse_iso(text.strip())
     except (ValueError, OverflowError) as exc:
         # datetime's range checks read well ("month must be in 1..12"); the parser's internals
         # ("invalid literal for int() with base 10: b'yest'") do not
@@ -36,6 +35,15 @@ def parse_instant(text):
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return int(parsed.timestamp() // 1)
+
+
+def _parse_iso(text):
+    # the standard library reads the usual forms; dateutil, imported only then, the rest of ISO 8601
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        from dateutil import parser as dateutil_parser
+        return dateutil_parser.isoparse(text)
 
 
 def to_classic(epoch):

@@ -10,7 +10,8 @@ this run with a warning saying when it can resume, `flow_series` keeps its bookm
 day it did not load, and the other streams go on.
 """
 import logging
-from dataclasses import dataclass
+
+import msgspec
 
 from .. import revisions, timeutil
 from .. import state as bookmarks
@@ -39,8 +40,7 @@ RATES = ("delivery_rate", "open_rate", "click_rate", "click_to_open_rate", "boun
 STATISTICS = COUNTS + AMOUNTS + RATES
 
 
-@dataclass(frozen=True)
-class _Report:
+class _Report(msgspec.Struct, frozen=True):
     group_by: tuple             # the row's first columns, in this order
     interval: str | None = None
 
