@@ -269,10 +269,7 @@ class KlaviyoClient:
                     raise ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
                                    "unknown); check base_url and the network") from None
                 raise Transient(f"{verb} {path}: connection failed ({type(exc).__name__})") from None
-            except requests.exceptions.Timeout:
-                raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
-                                "(request_timeout)") from None
-            except urllib3.exceptions.ReadTimeoutError:
+            except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):    # the latter: mid-body
                 raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
                                 "(request_timeout)") from None
             except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:

@@ -2,7 +2,7 @@
 the line singer-python's metrics.log writes, so tools that read Singer metrics read ours.
 
 Written here rather than through singer-python because importing singer-python costs a sync run
-about 0.2 s of CPU (it pulls jsonschema, and backoff pulls asyncio): a tenth of a small account's
+about 0.2 s of CPU (it pulls jsonschema, and backoff pulls asyncio): a fifth of a small account's
 whole run. singer-python is imported for discovery only.
 """
 import json

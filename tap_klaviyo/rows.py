@@ -43,13 +43,13 @@ def person_json(profile_id, attributes):
         location.address1, location.address2, location.city, location.region, location.zip, location.country,
         location.latitude, location.longitude, location.timezone,
         iso_to_classic(attributes.created), iso_to_classic(attributes.updated))
+    standard = pages.encode(person)
     properties = bytes(attributes.properties)
     if not properties.startswith(b"{"):     # null (or, off the spec, not an object): none to add
-        return pages.Raw(pages.encode(person))
+        return pages.Raw(standard)
     if not _has_person_key(properties):
         # Custom properties follow the standard keys as Klaviyo wrote them, never decoded: the
         # standard part's closing brace gives way to the object's members (none: nothing to add).
-        standard = pages.encode(person)
         members = properties[1:]
         if members.lstrip(b" \t") == b"}":
             return pages.Raw(standard)

@@ -22,16 +22,8 @@ from tests.sandbox.server import API_KEY
 DAY = 86400
 REPORTS = ("campaign_values", "flow_series")
 FAMILIES = {"campaign_values": "campaign_values_reports", "flow_series": "flow_series_reports"}
-CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push-notification", "push": "push-notification"}
-# metric of the Klaviyo integration -> the statistic its events count towards
-COUNTED_AS = {
-    "Received Email": "delivered", "Received SMS": "delivered", "Received Push": "delivered",
-    "Bounced Email": "bounced", "Dropped Email": "failed", "Opened Email": "opens", "Opened Push": "opens",
-    "Clicked Email": "clicks", "Clicked SMS": "clicks", "Marked Email as Spam": "spam_complaints",
-    "Unsubscribed from Email Marketing": "unsubscribes",
-}
-DISTINCT = {"opens": "opens_unique", "clicks": "clicks_unique", "unsubscribes": "unsubscribe_uniques",
-            "conversions": "conversion_uniques"}
+# what the sandbox's report endpoints count: a fact about Klaviyo's reports, stated once (sandbox/reports.py)
+CHANNEL, COUNTED_AS, DISTINCT = sandbox_reports.CHANNEL_NAMES, sandbox_reports.EVENT_STATISTIC, sandbox_reports.UNIQUE
 COUNTS = ("recipients", "delivered", "opens", "opens_unique", "clicks", "clicks_unique", "bounced", "failed",
           "bounced_or_failed", "unsubscribes", "unsubscribe_uniques", "spam_complaints", "conversions",
           "conversion_uniques")
