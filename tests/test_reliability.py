@@ -152,9 +152,11 @@ def test_the_key_never_appears_in_a_successful_run(sandbox, tmp_path):
 
 
 def test_a_first_attempt_slower_than_the_retry_budget_is_still_retried(make_sandbox, tmp_path):
-    # every URL fails once, in any of the fault kinds; a "slow" one takes the whole request_timeout,
-    # longer than max_retry_seconds: the budget counts from the failure, so it is retried all the same
-    sandbox = make_sandbox(events=1500, slow_seconds=2.5, fault_rate=1.0, faults_per_target=1, fault_seed=3)
+    # every URL fails once, slow or as a 200 of `[]` (URLs carry the run's end time, so the draw must
+    # not leave either kind to chance); a slow one takes the whole request_timeout, longer than
+    # max_retry_seconds: the budget counts from the failure, so it is retried all the same
+    sandbox = make_sandbox(events=1500, slow_seconds=2.5, fault_rate=1.0, faults_per_target=1, fault_seed=3,
+                           fault_kinds=("slow", "200array"))
     config = sandbox.config(request_timeout=1, max_retry_seconds=1, concurrency=8)
     faulty = run_tap(tmp_path, config)
     assert "no answer within 1 s" in faulty.stderr        # a slow fault happened and was retried

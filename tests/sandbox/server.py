@@ -64,6 +64,7 @@ class Options:
     fault_seed: int = 0
     slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
     faults_per_target: int = 0    # > 0: a URL is faulted at most this many times, then answered
+    fault_kinds: tuple = FAULT_KINDS  # the kinds drawn from (a test narrows them to what it asserts)
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
     report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
@@ -228,7 +229,8 @@ class Sandbox:
         digest = hashlib.sha256(f"{self.options.fault_seed}|{target}|{seen}".encode()).digest()
         if int.from_bytes(digest[:8], "big") / 2 ** 64 >= self.options.fault_rate:
             return False
-        kind = FAULT_KINDS[digest[8] % len(FAULT_KINDS)]
+        kinds = self.options.fault_kinds
+        kind = kinds[digest[8] % len(kinds)]
         with self.stats_lock:
             self.stats["faults"] += 1
         if kind == "reset":
