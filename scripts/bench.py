@@ -3,7 +3,9 @@
 Shapes (tests/sandbox/shapes.py): sparse (2,000 events per classic metric over a year), dense (15,000
 per metric in one day, read incrementally from a bookmark at that day's start), and data.generate()'s
 mixed year at --default-sizes: the ten classic event tables, at --latency-ms a request with the
-documented rate limits, at the tap's default concurrency and at concurrency 1. On --events-shapes the
+documented rate limits, at the tap's default concurrency and at concurrency 1, and on --helper-shapes
+also with one decode helper process (decode_processes 1; CPU then includes the helper's, which the
+tap reaps, and the helpers' own peak RSS is printed beside the tap's). On --events-shapes the
 opt-in stream `events` (every metric, API-shaped rows) is then read over the same range, at the default
 concurrency. The profiles shape (--profiles of them, no events) is read through the opt-in stream
 `profiles` from three years back. One line per run:
@@ -163,10 +165,16 @@ class _TokenCount:
         return self.total
 
 
-def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit):
-    """One sync; None when it ran past time_limit (then it is killed)."""
+def _helper_peaks(log_path):
+    """Peak RSS (MB) of each decode helper process, from the tap's closing log lines."""
+    return [float(line.split("peak RSS ")[1].split(" MB")[0]) for line in log_path.read_text().splitlines()
+            if "decode helper process: " in line and "peak RSS " in line]
+
+
+def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, extra=None):
+    """One sync; None when it ran past time_limit (then it is killed). extra: config merged in."""
     config, _, catalog_path, state_path = inputs
-    config = dict(config)
+    config = dict(config, **(extra or {}))
     if concurrency is not None:
         config["concurrency"] = concurrency
     config_path = workdir / f"config-{label}.json"
@@ -196,24 +204,30 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit):
     if status:
         sys.exit(f"the tap failed ({label}); see {log_path}")
     stats = sandbox.call("/__sandbox/stats")
+    # wait4 counts the CPU of the helper processes the tap reaped, and the largest peak RSS of any
     cpu = usage.ru_utime + usage.ru_stime
     return {"label": label, "concurrency": concurrency, "records": records, "states": states, "wall_s": wall,
+            "helper_rss_mb": _helper_peaks(log_path),
             "cpu_s": cpu, "cpu_sys_s": usage.ru_stime, "cpu_us_per_event": cpu / max(records, 1) * 1e6, "peak_rss_mb": usage.ru_maxrss / 1024,
             "requests": stats["requests"], "throttled_429": stats["throttled"], "sandbox_cpu_s": sandbox_cpu}
 
 
 # Run in a fresh interpreter on the tap's modules, objects made anew each round and the cyclic GC
-# on, as in the tap: timeit's best-of with the GC off hid a third of the cost.
+# on, as in the tap: timeit's best-of with the GC off hid a third of the cost. The page is costed
+# as first seen: person objects remembered from an earlier round are forgotten.
 _PAGE_COSTS = """
 import sys, time
+from tap_klaviyo import rows as rows_module
 from tap_klaviyo.output import record_lines
 from tap_klaviyo.pages import EventPage, decode_typed
 from tap_klaviyo.rows import event_rows
+known = getattr(rows_module, "_KNOWN_PERSONS", {})
 body, metric_id = open(sys.argv[1], "rb").read(), sys.argv[2]
 best, rounds = [float("inf")] * 3, 8
 for block in range(4):              # the least disturbed of 3 blocks (the first warms up)
     spent = [0.0, 0.0, 0.0]
     for _ in range(rounds):
+        known.clear()
         a = time.process_time(); document = decode_typed(body, EventPage)
         b = time.process_time(); rows = event_rows(document, metric_id, "Received Email", 0, 2 ** 40)
         c = time.process_time(); lines = record_lines("receive", rows, "2026-01-01T00:00:00.000000Z")
@@ -263,6 +277,9 @@ def describe(run, minimum, target, unit="event"):
             f"records={run['records']} wall_s={run['wall_s']:.2f} cpu_s={run['cpu_s']:.2f} (sys {run['cpu_sys_s']:.2f}) "
             f"cpu_us_per_{unit}={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
             f"429s={run['throttled_429']} states={run['states']}")
+    if run.get("helper_rss_mb"):
+        line += " (peak RSS: the larger of the tap's and its helpers' " + ", ".join(
+            f"{mb:.0f}" for mb in run["helper_rss_mb"]) + " MB)"
     return line
 
 
@@ -355,13 +372,15 @@ def bench_shape(shape, events, args, source, workdir, results):
                 print(f"  per-page figures unavailable ({type(exc).__name__}: {exc})")
         inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra)
         runs = {}
-        for concurrency in (None, 1):
+        variants = [(f"c={args.default_concurrency}", None, None), ("c=1", 1, None)]
+        if shape in args.helper_shapes:
+            variants.append((f"c={args.default_concurrency} helper", None, {"decode_processes": 1}))
+        for label, concurrency, extra in variants:
             if concurrency == 1 and shape not in args.serial_shapes:
                 print(f"  concurrency 1 skipped for {name} (--serial-shapes)")
                 continue
-            label = f"c={args.default_concurrency}" if concurrency is None else "c=1"
-            run = run_once(sandbox, source, workdir, f"{name}-{label}", inputs, concurrency,
-                           args.serial_limit if concurrency == 1 else 3600)
+            run = run_once(sandbox, source, workdir, f"{name}-{label.replace(' ', '-')}", inputs, concurrency,
+                           args.serial_limit if concurrency == 1 else 3600, extra)
             if run is None:
                 print(f"  {label}: stopped after {args.serial_limit:g} s (--serial-limit); no figure")
                 continue
@@ -372,9 +391,13 @@ def bench_shape(shape, events, args, source, workdir, results):
                 print(f"  !! {run['records']} records, expected {expected}")
             if shape == "dense":
                 print(dense_bound(run), flush=True)
-        if len(runs) == 2:
-            fast, slow = runs[f"c={args.default_concurrency}"], runs["c=1"]
+        fast, slow = runs.get(f"c={args.default_concurrency}"), runs.get("c=1")
+        if fast and slow:
             print(f"  ratio c={args.default_concurrency} vs c=1: {slow['wall_s'] / fast['wall_s']:.1f}x wall clock")
+        helped = runs.get(f"c={args.default_concurrency} helper")
+        if fast and helped:
+            print(f"  decode_processes=1 vs 0: {fast['wall_s'] / helped['wall_s']:.2f}x wall clock, "
+                  f"{helped['cpu_s'] / fast['cpu_s']:.2f}x CPU")
         results[name] = {"minimum": minimum, "target": target, "classic_events": expected, "runs": runs}
         if shape in args.events_shapes:
             bench_events_stream(sandbox, shape, name, args, source, workdir, results)
@@ -394,6 +417,8 @@ def main():
     parser.add_argument("--events-shapes", default="sparse,dense",
                         help="shapes (sparse, dense) whose events are also read through the opt-in stream `events`; "
                              "'' for none")
+    parser.add_argument("--helper-shapes", default="sparse,dense",
+                        help="shapes also run with one decode helper process (config decode_processes 1); '' for none")
     parser.add_argument("--profiles", type=int, default=50000, help="profiles in the profiles shape")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
@@ -406,6 +431,7 @@ def main():
     args = parser.parse_args()
     args.serial_shapes = set(args.serial_shapes.split(","))
     args.events_shapes = set(filter(None, args.events_shapes.split(",")))
+    args.helper_shapes = set(filter(None, args.helper_shapes.split(",")))
     shapes = args.shapes.split(",")
     unknown = [s for s in shapes if s not in ("sparse", "dense", "default", "profiles")]
     if unknown:

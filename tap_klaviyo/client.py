@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
-from . import __version__, metrics, pages
+from . import __version__, decoding, metrics, pages
 from .errors import ApiError, redact
 from .ratelimit import RateLimiters
 
@@ -124,10 +124,9 @@ class KlaviyoClient:
         self._origin = urlsplit(config.base_url)
         self._reached = False          # a response has come back at least once
         self._counts_lock = threading.Lock()
-        # Decoding (parse, map, serialize) holds the GIL anyway; doing it one page at a time costs no
-        # speed and keeps at most one parsed page in memory, whatever the concurrency.
-        self._decode_lock = threading.Lock()
-        # Bodies read and not yet decoded. With 32 requests in flight and one page decoded at a
+        # where bodies are decoded: here, one page at a time, unless the engine adds helper processes
+        self.decoders = decoding.Decoders()
+        # Bodies read and not yet decoded. With 32 requests in flight and a page or two decoded at a
         # time, most answers would otherwise wait their turn in memory (50 MB on the dense
         # benchmark); past this many, an answer waits unread in its socket. More than one, so the
         # next body is read while a page decodes.
@@ -161,8 +160,9 @@ class KlaviyoClient:
                            f"{self.config.base_url}; refusing to send the API key there")
 
     def get(self, family, url, params=None, decode=None, shape=None):
-        """One GET with retries: the parsed JSON document, or what decode(document) makes of it.
-        shape: a pages type to decode the body into (default: dicts and lists)."""
+        """One GET with retries: the parsed JSON document, or what decode(document) makes of it
+        (decode may be a decoding.Mapping, run wherever a page is decoded). shape: a pages type to
+        decode the body into (default: dicts and lists)."""
         return self._request("GET", family, url, params, decode, shape=shape)
 
     def _request(self, method, family, url, params, decode, payload=None, shape=None):
@@ -185,16 +185,25 @@ class KlaviyoClient:
     def pages(self, family, path, params, decode=None, shape=None):
         """Every page of a collection, following links.next exactly as given.
 
-        Yields the parsed documents, or decode(document, is_last_page) for each: a decode that
-        makes something compact of a page means the parsed page is never held past its turn.
+        Yields the parsed documents, or decode(document, is_last_page) for each, or, for a
+        decoding.PageMapper, its finish(mapped, is_last_page) of what its mapping made of the page
+        (maybe in a helper process). A decode that makes something compact of a page means the
+        parsed page is never held past its turn.
         """
         def split(document):
-            next_url = document.next_url if shape else (document.get("links") or {}).get("next")
+            next_url = pages.next_link(document)
             return next_url, (decode(document, next_url is None) if decode else document)
 
         url, query = self.url(path), params
         while url:
-            url, result = self.get(family, url, query, split, shape)
+            if isinstance(decode, decoding.PageMapper):
+                mapping = decode.mapping()
+                url, mapped = self.get(family, url, query, decoding.Mapping(
+                    decoding.with_next_link, (mapping.function, *mapping.arguments)), shape)
+                result = decode.finish(mapped, url is None)
+                del mapped
+            else:
+                url, result = self.get(family, url, query, split, shape)
             query = None   # the next link carries the query and cursor; re-encoding breaks it
             yield result
             del result      # not held while the next page is fetched: a page of lines is megabytes
@@ -309,30 +318,21 @@ class KlaviyoClient:
                 self._bodies.release()
 
     def _decode(self, path, body, decode, verb, shape):
-        """Parse a 200's body (retrying a cut-off one) and hand it to decode, one page at a time."""
-        # waited for outside the lock: nothing holding it ever waits on the writer
+        """Parse a 200's body (retrying a cut-off one) and hand it to decode (see decoding)."""
+        # waited for outside any decoding turn: nothing holding one ever waits on the writer
         self.wait_to_decode()
-        with self._decode_lock:
-            try:
-                if shape is not None:
-                    document = pages.decode_typed(body, shape)
-                    answered = document.data is not None
-                else:
-                    document = pages.decode(body)
-                    answered = isinstance(document, dict) and isinstance(document.get("data"), (list, dict))
-            except pages.Misshapen as exc:
-                if body.lstrip()[:1] != b"{":
-                    raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member") from None
-                raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects ({redact(exc)}); "
-                               "report this line") from None
-            except pages.NotJSON:
-                raise Transient(f"{verb} {path}: body cut off or not JSON ({len(body)} bytes)") from None
-            if not answered:
-                raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member")
-            if decode is None:
-                return document
-            try:
-                return decode(document)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects "
-                               f"({type(exc).__name__}: {redact(exc)}); report this line") from None
+        try:
+            return self.decoders.run(body, shape, decode)
+        except decoding.NotAnswered:
+            raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member") from None
+        except pages.Misshapen as exc:
+            if body.lstrip()[:1] != b"{":
+                raise Transient(f"{verb} {path}: answer without a JSON:API 'data' member") from None
+            raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects ({redact(exc)}); "
+                           "report this line") from None
+        except pages.NotJSON:
+            raise Transient(f"{verb} {path}: body cut off or not JSON ({len(body)} bytes)") from None
+        except decoding.Unmappable as exc:
+            cause = exc.args[0]
+            raise ApiError(f"{verb} {path}: the answer is not shaped as the tap expects "
+                           f"({type(cause).__name__}: {redact(cause)}); report this line") from None

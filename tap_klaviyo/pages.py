@@ -118,6 +118,13 @@ class EventPage(msgspec.Struct):
         return self.links.next if self.links is not None else None
 
 
+def next_link(document):
+    """links.next of a page, decoded as a pages type or as dicts."""
+    if isinstance(document, dict):
+        return (document.get("links") or {}).get("next")
+    return document.next_url
+
+
 def object_type(name, keys):
     """A type built positionally, one value per key, that encodes as a JSON object with these keys
     in this order: a quarter of a dict's cost to build and half to encode."""

@@ -2,6 +2,7 @@
 a path (maybe under a parent resource), fixed parameters, a required filter to fan out over, the
 columns the catalog selects (sent as a sparse fieldset), and for `profiles` an `updated` range read
 like the event streams. One task class serves them all."""
+import functools
 import logging
 
 from .. import revisions, timeutil
@@ -150,24 +151,27 @@ def _plan_updated_range(stream, context):
         return (f"greater-than({field},{timeutil.to_filter(lo - 1)}),"
                 f"less-than({field},{timeutil.to_filter(hi)})")
 
-    def rows(document, lo, hi):
-        out = []
-        for resource in document["data"]:
-            text = (resource.get("attributes") or {}).get(field)
-            try:
-                instant = timeutil.parse_instant(text)
-            except ValueError:
-                continue    # a resource without the time cannot be placed in a range
-            if lo <= instant < hi:
-                out.append((instant, resource_row(resource, columns=query.attributes)))
-        return out
-
-    reader = RangeReader(query.family, stream.path, params, range_filter, rows,
+    reader = RangeReader(query.family, stream.path, params, range_filter,
+                         functools.partial(_updated_rows, field, query.attributes),
                          revisions.page_size(stream.endpoint, config.revision) or 20)
     watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
     scan = RangeScan(stream, "all", lower, context.started, reader, max(2, config.concurrency))
     watermark.plan("all", [scan])
     return [(scan, scan.lower)]
+
+
+def _updated_rows(field, columns, document, lo, hi):
+    """(instant, row) of a page's resources whose `field` time lies in [lo, hi)."""
+    out = []
+    for resource in document["data"]:
+        text = (resource.get("attributes") or {}).get(field)
+        try:
+            instant = timeutil.parse_instant(text)
+        except ValueError:
+            continue    # a resource without the time cannot be placed in a range
+        if lo <= instant < hi:
+            out.append((instant, resource_row(resource, columns=columns)))
+    return out
 
 
 class GroupIds:

@@ -1,5 +1,6 @@
 """Event streams: the ten classic metric tables (one unit per Klaviyo metric) and `events` (every
 metric, or the ones config names)."""
+import functools
 import logging
 
 from .. import revisions, timeutil
@@ -57,6 +58,19 @@ def _begin(context, stream, legacy_keys=()):
     return begin
 
 
+# Rows of a page, as RangeReader wants them: module-level, their arguments bound by partial, so
+# that a page may be decoded in a helper process (see decoding).
+def _classic_rows(metric_id, metric_name, document, lo, hi):
+    return [(row["timestamp"], row) for row in event_rows(document, metric_id, metric_name, lo, hi)]
+
+
+def _api_rows(names, keep, document, lo, hi):
+    pairs = [(row["timestamp"], row) for row in api_event_rows(document, names, lo, hi)]
+    if keep is None:
+        return pairs
+    return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
+
+
 def plan_classic(stream, context):
     config = context.config
     chosen = [(mid, name) for mid, name, integration in all_metrics(context)
@@ -71,8 +85,7 @@ def plan_classic(stream, context):
     parts = _parts_allowed(config, 10)
     tasks = []
     for metric_id, metric_name in chosen:
-        def rows(document, lo, hi, metric_id=metric_id, metric_name=metric_name):
-            return [(row["timestamp"], row) for row in event_rows(document, metric_id, metric_name, lo, hi)]
+        rows = functools.partial(_classic_rows, metric_id, metric_name)
         reader = RangeReader("events", "/api/events", _event_params(
             config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
                                                   "fields[metric]": "name"}),
@@ -111,13 +124,8 @@ def plan_events(stream, context):
     # timestamp and datetime place an event in its range: asked for even when deselected
     fields = ",".join(["timestamp", "datetime"] + [f for f in ("uuid", "event_properties")
                                                     if chosen is None or f in chosen])
-    keep = None if chosen is None else set(chosen) | {"id", "datetime"}
-
-    def rows(document, lo, hi):
-        pairs = [(row["timestamp"], row) for row in api_event_rows(document, names, lo, hi)]
-        if keep is None:
-            return pairs
-        return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
+    keep = None if chosen is None else frozenset(chosen) | {"id", "datetime"}
+    rows = functools.partial(_api_rows, names, keep)
     tasks = []
     for unit in units:
         reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),

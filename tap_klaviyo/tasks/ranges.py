@@ -10,7 +10,10 @@ bookmark stays contiguous whatever the split.
 import logging
 import math
 
+import msgspec
+
 from .. import timeutil
+from ..decoding import Mapping, PageMapper
 from ..engine import Page, Span
 from ..output import record_lines, time_extracted
 
@@ -25,7 +28,8 @@ class RangeReader:
 
     rows(document, lower, upper) returns (instant, row) pairs of the page's rows in [lower, upper),
     in the order the API sorted them (ascending instants); document is decoded as shape (a pages
-    type), or as dicts when shape is None.
+    type), or as dicts when shape is None. rows is a module-level function, or a functools.partial
+    of one with picklable arguments: pages may be decoded in a helper process (see decoding).
     """
 
     def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None):
@@ -36,6 +40,29 @@ class RangeReader:
         self.range_filter = range_filter
         self.rows = rows
         self.page_size = page_size
+
+
+class PageRows(msgspec.Struct):
+    """What a span needs of one page: its RECORD lines, and where its rows lie in time."""
+    lines: bytes
+    count: int              # rows written (those of the edge instant seen on the page before are not)
+    read: int = 0           # rows of the page in the span's range
+    first: int | None = None
+    last: int | None = None     # the page's latest instant, and the ids of its rows there
+    edge_ids: tuple = ()
+
+
+def page_rows(document, rows, stream_name, lower, upper, skip):
+    """A page's PageRows (maybe in a helper process): skip holds ids already written."""
+    pairs = rows(document, lower, upper)
+    fresh = [row for _, row in pairs if row["id"] not in skip]
+    lines = record_lines(stream_name, fresh, time_extracted())
+    if not pairs:
+        return PageRows(lines, len(fresh))
+    # sorted pages have been seen slightly out of order: the page's latest instant is the edge
+    last = max(instant for instant, _ in pairs)
+    return PageRows(lines, len(fresh), len(pairs), pairs[0][0], last,
+                    tuple(row["id"] for instant, row in pairs if instant == last))
 
 
 class RangeScan(Span):
@@ -53,36 +80,33 @@ class RangeScan(Span):
     def run(self, client, config):
         params = dict(self.reader.params)
         params["filter"] = self.reader.range_filter(self.lower, self.upper)
-        for page in client.pages(self.reader.endpoint, self.reader.path, params, self._page, self.reader.shape):
+        mapper = PageMapper(self._mapping, self._page)
+        for page in client.pages(self.reader.endpoint, self.reader.path, params, mapper, self.reader.shape):
             done = page.done
             yield page
             del page        # not held while the next page is fetched
             if done:
                 return
 
-    def _page(self, document, last):
-        pairs = self.reader.rows(document, self.lower, self.upper)
-        fresh, skip = [], self._skip
-        for instant, row in pairs:
-            if row["id"] not in skip:
-                fresh.append(row)
-        lines = record_lines(self.stream.name, fresh, time_extracted())
+    def _mapping(self):
+        return Mapping(page_rows, (self.reader.rows, self.stream.name, self.lower, self.upper,
+                                   frozenset(self._skip)))
+
+    def _page(self, rows, last):
         if last:
-            return Page(self, lines, len(fresh), progress=self.upper, done=True)
-        if not pairs:
-            return Page(self, lines, len(fresh))
-        # sorted pages have been seen slightly out of order: the page's latest instant is the edge
-        last_instant = max(instant for instant, _ in pairs)
+            return Page(self, rows.lines, rows.count, progress=self.upper, done=True)
+        if not rows.read:
+            return Page(self, rows.lines, rows.count)
         # the next page may repeat rows of this one at the edge instant: remember their ids
-        self._skip = {row["id"] for instant, row in pairs if instant == last_instant}
+        self._skip = set(rows.edge_ids)
         if self._first is None:
-            self._first = pairs[0][0]
-        self._seen += len(pairs)
-        children = self._split(last_instant)
+            self._first = rows.first
+        self._seen += rows.read
+        children = self._split(rows.last)
         if children:
-            return Page(self, lines, len(fresh), progress=last_instant, done=True, split_at=last_instant,
+            return Page(self, rows.lines, rows.count, progress=rows.last, done=True, split_at=rows.last,
                         spawn=[(child, child.lower) for child in children])
-        return Page(self, lines, len(fresh), progress=last_instant)
+        return Page(self, rows.lines, rows.count, progress=rows.last)
 
     def _split(self, at):
         if self._judged or at <= self._first:
