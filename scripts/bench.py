@@ -4,8 +4,8 @@ Shapes (tests/sandbox/shapes.py): sparse (2,000 events per classic metric over a
 per metric in one day, read incrementally from a bookmark at that day's start), and data.generate()'s
 mixed year at --default-sizes: the ten classic event tables, at --latency-ms a request with the
 documented rate limits, at the tap's default concurrency and at concurrency 1, and on --helper-shapes
-also with one decode helper process (decode_processes 1; CPU then includes the helper's, which the
-tap reaps, and the helpers' own peak RSS is printed beside the tap's). On --events-shapes the
+also without decode helper processes (decode_processes 0). CPU includes the helpers' (the tap reaps
+them); their own peak RSS is printed beside the tap's. On --events-shapes the
 opt-in stream `events` (every metric, API-shaped rows) is then read over the same range, at the default
 concurrency. The profiles shape (--profiles of them, no events) is read through the opt-in stream
 `profiles` from three years back. One line per run:
@@ -278,8 +278,8 @@ def describe(run, minimum, target, unit="event"):
             f"cpu_us_per_{unit}={run['cpu_us_per_event']:.1f} peak_rss_mb={run['peak_rss_mb']:.1f} "
             f"429s={run['throttled_429']} states={run['states']}")
     if run.get("helper_rss_mb"):
-        line += " (peak RSS: the larger of the tap's and its helpers' " + ", ".join(
-            f"{mb:.0f}" for mb in run["helper_rss_mb"]) + " MB)"
+        # wait4's peak RSS is the largest of the tap's and its reaped helpers'; each helper's own:
+        line += " helper_peak_rss_mb=" + ",".join(f"{mb:.0f}" for mb in run["helper_rss_mb"])
     return line
 
 
@@ -374,7 +374,7 @@ def bench_shape(shape, events, args, source, workdir, results):
         runs = {}
         variants = [(f"c={args.default_concurrency}", None, None), ("c=1", 1, None)]
         if shape in args.helper_shapes:
-            variants.append((f"c={args.default_concurrency} helper", None, {"decode_processes": 1}))
+            variants.append((f"c={args.default_concurrency} alone", None, {"decode_processes": 0}))
         for label, concurrency, extra in variants:
             if concurrency == 1 and shape not in args.serial_shapes:
                 print(f"  concurrency 1 skipped for {name} (--serial-shapes)")
@@ -394,10 +394,10 @@ def bench_shape(shape, events, args, source, workdir, results):
         fast, slow = runs.get(f"c={args.default_concurrency}"), runs.get("c=1")
         if fast and slow:
             print(f"  ratio c={args.default_concurrency} vs c=1: {slow['wall_s'] / fast['wall_s']:.1f}x wall clock")
-        helped = runs.get(f"c={args.default_concurrency} helper")
-        if fast and helped:
-            print(f"  decode_processes=1 vs 0: {fast['wall_s'] / helped['wall_s']:.2f}x wall clock, "
-                  f"{helped['cpu_s'] / fast['cpu_s']:.2f}x CPU")
+        alone = runs.get(f"c={args.default_concurrency} alone")
+        if fast and alone:
+            print(f"  with the default decode helpers vs none (decode_processes 0): "
+                  f"{alone['wall_s'] / fast['wall_s']:.2f}x wall clock, {fast['cpu_s'] / alone['cpu_s']:.2f}x CPU")
         results[name] = {"minimum": minimum, "target": target, "classic_events": expected, "runs": runs}
         if shape in args.events_shapes:
             bench_events_stream(sandbox, shape, name, args, source, workdir, results)
@@ -418,7 +418,7 @@ def main():
                         help="shapes (sparse, dense) whose events are also read through the opt-in stream `events`; "
                              "'' for none")
     parser.add_argument("--helper-shapes", default="sparse,dense",
-                        help="shapes also run with one decode helper process (config decode_processes 1); '' for none")
+                        help="shapes also run without decode helper processes (config decode_processes 0); '' for none")
     parser.add_argument("--profiles", type=int, default=50000, help="profiles in the profiles shape")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")

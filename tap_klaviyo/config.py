@@ -38,9 +38,9 @@ SETTINGS = (
             "(1 call per second); false writes null"),
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
             "streams", minimum=1),
-    Setting("decode_processes", "integer", 0, "Helper processes that turn events and profiles pages into "
-            "records on other cores beside the tap's own: 1 makes long backfills about a fifth faster on a "
-            "machine with a core to spare; 0 decodes in the tap's process only", minimum=0, maximum=32),
+    Setting("decode_processes", "integer", None, "Helper processes that turn events and profiles pages "
+            "into records on other cores beside the tap's own (unset: 1 on a machine with 2 or more cores, "
+            "else 0; 0: all in the tap's process)", minimum=0, maximum=32),
     Setting("event_metrics", "array", None, "Stream `events` only: metric names or ids to extract "
             "(default: every metric of every integration)"),
     Setting("profiles_predictive_analytics", "boolean", False, "Stream `profiles` only: also read each "
@@ -68,7 +68,7 @@ class Config(msgspec.Struct, frozen=True):
     lookback_minutes: int
     list_person_count: bool
     concurrency: int
-    decode_processes: int
+    decode_processes: int | None
     event_metrics: tuple | None
     profiles_predictive_analytics: bool
     max_retry_seconds: float

@@ -11,6 +11,7 @@ import copy
 import ctypes
 import gc
 import logging
+import os
 import queue
 import threading
 import time
@@ -306,13 +307,13 @@ class _Output:
 
 
 def decode_helpers(config):
-    """How many helper processes decode pages (see decoding): the setting, none by default. A
-    helper pays for itself on long runs (the dense benchmark: a fifth less wall clock) and costs
-    more CPU than it saves time on short ones (the sparse benchmark: +20% CPU, no faster). A single
-    connection decodes one page at a time: none."""
-    if config.concurrency == 1 or not config.decode_processes:
+    """How many helper processes decode pages (see decoding): the setting, else one when the
+    machine has a core to spare. A single connection decodes one page at a time: none."""
+    if config.concurrency == 1:
         return 0
-    return config.decode_processes
+    if config.decode_processes is not None:
+        return config.decode_processes
+    return 1 if (os.cpu_count() or 1) >= 2 else 0
 
 
 def run(config, client, streams, state, writer, planners, columns=None):

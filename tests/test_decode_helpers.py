@@ -62,7 +62,7 @@ def test_faulty_answers_decoded_in_a_helper_are_retried_as_in_the_tap(make_sandb
     sandbox = make_sandbox(events=3000, fault_rate=1.0, faults_per_target=1, fault_seed=5,
                            fault_kinds=("200array", "truncated"))
     config = sandbox.config(revision="2025-10-15", decode_processes=1, concurrency=8)
-    catalog = catalog_selecting(*EVENT_STREAMS)
+    catalog = catalog_selecting("events", "receive")
     faulty = run_tap(tmp_path, config, catalog=catalog)
     assert "answer without a JSON:API 'data' member" in faulty.stderr
     assert _helper_pages(faulty.stderr)[0] > 0
@@ -91,7 +91,7 @@ def test_a_helper_killed_mid_run_loses_nothing(make_sandbox, tmp_path):
     # 200 ms a request, two at a time: a few seconds of run, the helper killed inside it
     sandbox = make_sandbox(events=3000, latency=0.2)
     config = sandbox.config(revision="2025-10-15", decode_processes=1, concurrency=2)
-    catalog = catalog_selecting(*EVENT_STREAMS)
+    catalog = catalog_selecting("events", "receive")
     process, out, err = _start(tmp_path, config, catalog, "helper-killed")
     helper = _wait_for_child(process)
     time.sleep(1.0)
