@@ -116,6 +116,47 @@ class _KlaviyoKey(requests.auth.AuthBase):
         return "_KlaviyoKey([redacted])"
 
 
+class _Answer:
+    """A response and its whole body, holding a body permit (a 200's) until released."""
+
+    def __init__(self, response, body, permits):
+        self.response, self.body, self._permits = response, body, permits
+
+    def release(self):
+        permits, self._permits = self._permits, None
+        if permits is not None:
+            permits.release()
+
+
+class _Prefetch:
+    """exchange() run on a thread of its own; result() waits for its answer, or raises its error."""
+
+    def __init__(self, exchange):
+        self._exchange = exchange
+        self._answer = self._error = None
+        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            self._answer = self._exchange()
+        except BaseException as exc:    # raised in the reader, which retries or fails as on any attempt
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._answer
+
+    def drop(self):
+        """An answer nobody will take: its body permit goes back once it has come."""
+        try:
+            self.result().release()
+        except BaseException:   # noqa: B036 - its failure concerns nobody now
+            pass
+
+
 class KlaviyoClient:
     def __init__(self, config, limiters=None):
         self.config = config
@@ -135,6 +176,7 @@ class KlaviyoClient:
         self.requests_made = 0
         self.throttled = 0
         self._spent = {}                # family -> the BudgetSpent that closed it for this run
+        self._prefetched = {}           # next-page link -> its _Prefetch
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
@@ -159,15 +201,16 @@ class KlaviyoClient:
             raise ApiError(f"Klaviyo sent a next-page link to {parts.scheme}://{parts.netloc}, not "
                            f"{self.config.base_url}; refusing to send the API key there")
 
-    def get(self, family, url, params=None, decode=None, shape=None):
+    def get(self, family, url, params=None, decode=None, shape=None, ahead=None):
         """One GET with retries: the parsed JSON document, or what decode(document) makes of it
         (decode may be a decoding.Mapping, run wherever a page is decoded). shape: a pages type to
-        decode the body into (default: dicts and lists)."""
-        return self._request("GET", family, url, params, decode, shape=shape)
+        decode the body into (default: dicts and lists). ahead(body), when given, is called on a 200's
+        body before it waits to be decoded; the next-page link it returns is fetched meanwhile."""
+        return self._request("GET", family, url, params, decode, shape=shape, ahead=ahead)
 
-    def _request(self, method, family, url, params, decode, payload=None, shape=None):
+    def _request(self, method, family, url, params, decode, payload=None, shape=None, ahead=None):
         self._check_same_origin(url)
-        arguments = (family, url, params, decode, payload, shape)
+        arguments = (family, url, params, decode, payload, shape, ahead)
         try:
             try:
                 return self._attempt(*arguments)
@@ -195,18 +238,23 @@ class KlaviyoClient:
             return next_url, (decode(document, next_url is None) if decode else document)
 
         url, query = self.url(path), params
-        while url:
-            if isinstance(decode, decoding.PageMapper):
-                mapping = decode.mapping()
-                url, mapped = self.get(family, url, query, decoding.Mapping(
-                    decoding.with_next_link, (mapping.function, *mapping.arguments)), shape)
-                result = decode.finish(mapped, url is None)
-                del mapped
-            else:
-                url, result = self.get(family, url, query, split, shape)
-            query = None   # the next link carries the query and cursor; re-encoding breaks it
-            yield result
-            del result      # not held while the next page is fetched: a page of lines is megabytes
+        try:
+            while url:
+                if isinstance(decode, decoding.PageMapper):
+                    mapping = decode.mapping()
+                    url, mapped = self.get(family, url, query, decoding.Mapping(
+                        decoding.with_next_link, (mapping.function, *mapping.arguments)), shape, decode.ahead)
+                    result = decode.finish(mapped, url is None)
+                    del mapped
+                else:
+                    url, result = self.get(family, url, query, split, shape)
+                query = None   # the next link carries the query and cursor; re-encoding breaks it
+                yield result
+                del result      # not held while the next page is fetched: a page of lines is megabytes
+        finally:
+            fetch = self._take_prefetched(url) if url else None
+            if fetch is not None:       # the reader stopped before taking it (the run ends)
+                fetch.drop()
 
     def post(self, family, path, body, decode=None):
         """One POST of a JSON:API body (the reporting endpoints, which only read) with the retries,
@@ -240,61 +288,97 @@ class KlaviyoClient:
         LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
                        details["wait"])
 
-    def _attempt(self, family, url, params, decode, payload=None, shape=None):
+    def _exchange(self, family, url, params, payload=None, session=None):
+        """Send one request and read its answer: an _Answer, or Transient / ApiError when none came.
+        A 200's body holds a permit of _bodies until the answer is released."""
         spent = self._spent.get(family)
         if spent is not None and time.time() < spent.resume_at:
             raise BudgetSpent(str(spent), spent.resume_at)
-        limiter = self.limiters[family]
-        limiter.acquire()
+        self.limiters[family].acquire()
+        session = session or self._session()
         path = urlsplit(url).path
         verb = "GET" if payload is None else "POST"
         started = time.monotonic()
         status = None
-        held = False      # a body permit (see _bodies)
+        held = False
         try:
-            try:
-                timeout = (min(30, self.config.request_timeout), self.config.request_timeout)
-                if payload is None:
-                    response = self._session().get(url, params=params, timeout=timeout, stream=True)
-                else:
-                    response = self._session().post(url, data=payload, timeout=timeout, stream=True,
-                                                    headers={"Content-Type": "application/vnd.api+json"})
-                status = response.status_code
-                if status == 200:       # an error's few bytes never wait behind pages
-                    waiting = time.monotonic()
-                    self._bodies.acquire()
-                    held = True
-                    started += time.monotonic() - waiting     # the request's duration leaves the wait out
-                # one read of the whole body (which hands the connection back to the pool):
-                # Response.content reads it 10 KB at a time, 4-5 ms of CPU on a 2 MB page
-                body = response.raw.read(decode_content=True)
-            except requests.exceptions.SSLError as exc:
-                raise ApiError(f"TLS check failed for {self.config.base_url} ({type(exc).__name__}); "
-                               "the tap never turns certificate checks off") from None
-            except requests.exceptions.ConnectionError as exc:
-                reason = exc.args[0] if exc.args else None
-                refused = isinstance(getattr(reason, "reason", reason), NewConnectionError)
-                if refused and not self._reached:
-                    raise ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
-                                   "unknown); check base_url and the network") from None
-                raise Transient(f"{verb} {path}: connection failed ({type(exc).__name__})") from None
-            except (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError):    # the latter: mid-body
-                raise Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
-                                "(request_timeout)") from None
-            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-                raise Transient(f"{verb} {path}: response broken off ({type(exc).__name__})") from None
-            finally:
-                elapsed = time.monotonic() - started
-                with self._counts_lock:
-                    self.requests_made += 1
-                    if status == 429:
-                        self.throttled += 1
-                metrics.http_request_duration(elapsed, family, status)
-            self._reached = True
-            headers = response.headers
+            timeout = (min(30, self.config.request_timeout), self.config.request_timeout)
+            if payload is None:
+                response = session.get(url, params=params, timeout=timeout, stream=True)
+            else:
+                response = session.post(url, data=payload, timeout=timeout, stream=True,
+                                        headers={"Content-Type": "application/vnd.api+json"})
+            status = response.status_code
+            if status == 200:       # an error's few bytes never wait behind pages
+                waiting = time.monotonic()
+                self._bodies.acquire()
+                held = True
+                started += time.monotonic() - waiting     # the request's duration leaves the wait out
+            # one read of the whole body (which hands the connection back to the pool):
+            # Response.content reads it 10 KB at a time, 4-5 ms of CPU on a 2 MB page
+            body = response.raw.read(decode_content=True)
+        except BaseException as exc:
+            if held:
+                self._bodies.release()
+            raise self._failure(exc, verb, path) from None
+        finally:
+            elapsed = time.monotonic() - started
+            with self._counts_lock:
+                self.requests_made += 1
+                if status == 429:
+                    self.throttled += 1
+            metrics.http_request_duration(elapsed, family, status)
+        self._reached = True
+        return _Answer(response, body, self._bodies if held else None)
+
+    def _failure(self, exc, verb, path):
+        """What a request that got no whole answer raises."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return ApiError(f"TLS check failed for {self.config.base_url} ({type(exc).__name__}); "
+                            "the tap never turns certificate checks off")
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            reason = exc.args[0] if exc.args else None
+            refused = isinstance(getattr(reason, "reason", reason), NewConnectionError)
+            if refused and not self._reached:
+                return ApiError(f"cannot reach {self.config.base_url} (connection refused or host "
+                                "unknown); check base_url and the network")
+            return Transient(f"{verb} {path}: connection failed ({type(exc).__name__})")
+        if isinstance(exc, (requests.exceptions.Timeout, urllib3.exceptions.ReadTimeoutError)):  # the latter: mid-body
+            return Transient(f"{verb} {path}: no answer within {self.config.request_timeout:g} s "
+                             "(request_timeout)")
+        if isinstance(exc, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError)):
+            return Transient(f"{verb} {path}: response broken off ({type(exc).__name__})")
+        return exc
+
+    def _prefetch(self, family, url):
+        """Fetch url, a cursor's next page, on a thread of its own while the reader decodes the page
+        before it; the reader's next attempt on url takes the answer. A reader has one request in
+        flight either way (this one instead of its own), so concurrency still bounds them."""
+        with self._counts_lock:
+            if url in self._prefetched:
+                return      # a retried page glanced at again: its next page is on its way already
+            session = self._session()   # the reader's: it sends nothing until it takes this answer
+            self._prefetched[url] = _Prefetch(lambda: self._exchange(family, url, None, session=session))
+
+    def _take_prefetched(self, url):
+        with self._counts_lock:
+            return self._prefetched.pop(url, None)
+
+    def _attempt(self, family, url, params, decode, payload=None, shape=None, ahead=None):
+        fetch = self._take_prefetched(url) if params is None and payload is None else None
+        answer = fetch.result() if fetch is not None else self._exchange(family, url, params, payload)
+        try:
+            path = urlsplit(url).path
+            verb = "GET" if payload is None else "POST"
+            response, body = answer.response, answer.body
+            status, headers, limiter = response.status_code, response.headers, self.limiters[family]
             if status == 200:
                 if headers.get("RateLimit-Remaining") == "0":
                     limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
+                next_url = ahead(body) if ahead is not None and self.config.concurrency > 1 else None
+                if next_url:
+                    self._check_same_origin(next_url)
+                    self._prefetch(family, next_url)
                 return self._decode(path, body, decode, verb, shape)
             if status == 429:
                 wait = _seconds(headers.get("Retry-After"))
@@ -314,8 +398,7 @@ class KlaviyoClient:
                 raise Transient(f"{verb} {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
             raise RefusedError(f"{verb} {path}: " + _what_to_do(status, detail, self.config), status, path, detail)
         finally:
-            if held:
-                self._bodies.release()
+            answer.release()
 
     def _decode(self, path, body, decode, verb, shape):
         """Parse a 200's body (retrying a cut-off one) and hand it to decode (see decoding)."""

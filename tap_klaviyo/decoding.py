@@ -51,9 +51,12 @@ class Mapping(msgspec.Struct, frozen=True):
 class PageMapper(msgspec.Struct, frozen=True):
     """What a paged read does with each page, split so that the costly part may run in a helper:
     mapping() gives the Mapping for the next page (its arguments may change from page to page),
-    finish(mapped, is_last_page) runs in the reading thread on what it returned."""
+    finish(mapped, is_last_page) runs in the reading thread on what it returned. ahead(body), if
+    given, glances at a page before it waits to be decoded and returns the next-page link to fetch
+    meanwhile, or None."""
     mapping: object
     finish: object
+    ahead: object = None
 
 
 def with_next_link(document, function, *arguments):

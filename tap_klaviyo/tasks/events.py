@@ -6,8 +6,8 @@ import logging
 from .. import revisions, timeutil
 from .. import state as bookmarks
 from ..engine import Watermark
-from ..pages import EventPage
-from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
+from ..pages import EventGlance, EventPage, decode_typed
+from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows, event_times
 from ..streams import KLAVIYO_INTEGRATION
 from .ranges import RangeReader, RangeScan
 
@@ -71,6 +71,11 @@ def _api_rows(names, keep, document, lo, hi):
     return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
 
 
+def _glance(body, lo, hi):
+    page = decode_typed(body, EventGlance)
+    return page.next_url, (event_times(page, lo, hi) if page.data is not None else [])
+
+
 def plan_classic(stream, context):
     config = context.config
     chosen = [(mid, name) for mid, name, integration in all_metrics(context)
@@ -90,7 +95,7 @@ def plan_classic(stream, context):
             config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
                                                   "fields[metric]": "name"}),
             lambda lo, hi, metric_id=metric_id: _datetime_filter(lo, hi, metric_id), rows, _page_size(config),
-            EventPage)
+            EventPage, _glance)
         scan = RangeScan(stream, metric_id, lower, context.started, reader, parts)
         watermark.plan(metric_id, [scan])
         tasks.append((scan, scan.lower))
@@ -130,7 +135,7 @@ def plan_events(stream, context):
     for unit in units:
         reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
                              lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config),
-                             EventPage)
+                             EventPage, _glance)
         scan = RangeScan(stream, unit or "all", lower, context.started, reader,
                          _parts_allowed(config, len(units) + 10))
         watermark.plan(unit or "all", [scan])
