@@ -150,7 +150,7 @@ class _Prefetch:
         return self._answer
 
     def drop(self):
-        """An answer nobody will take: its body permit goes back once it has come."""
+        """An answer nobody will take: waits for it to end, then its body permit goes back."""
         try:
             self.result().release()
         except BaseException:   # noqa: B036 - its failure concerns nobody now
@@ -367,6 +367,7 @@ class KlaviyoClient:
     def _attempt(self, family, url, params, decode, payload=None, shape=None, ahead=None):
         fetch = self._take_prefetched(url) if params is None and payload is None else None
         answer = fetch.result() if fetch is not None else self._exchange(family, url, params, payload)
+        next_url = None
         try:
             path = urlsplit(url).path
             verb = "GET" if payload is None else "POST"
@@ -397,6 +398,15 @@ class KlaviyoClient:
             if status >= 500 or status == 408:
                 raise Transient(f"{verb} {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
             raise RefusedError(f"{verb} {path}: " + _what_to_do(status, detail, self.config), status, path, detail)
+        except BaseException:
+            # this page is retried, or the run ends: the page after it, fetched ahead, is no one's.
+            # Its permit goes back and its request ends before this page is sent again (one request
+            # in flight per reader, and the reader's session used by one thread at a time).
+            orphan = self._take_prefetched(next_url) if next_url else None
+            if orphan is not None:
+                answer.release()
+                orphan.drop()
+            raise
         finally:
             answer.release()
 

@@ -96,6 +96,10 @@ class HelperGone(Exception):
     pass
 
 
+class _DecodeHere(Exception):
+    """A page or its outcome that does not travel by pickle: decoded in the tap instead."""
+
+
 def _widen(fd):
     try:
         import fcntl
@@ -146,18 +150,23 @@ class _Helper:
         os.close(self._results.fileno())
 
     def run(self, body, shape, mapping):
-        spec = pickle.dumps((shape, mapping), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            spec = pickle.dumps((shape, mapping), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:   # noqa: BLE001 - whatever does not pickle is decoded here
+            raise _DecodeHere() from None
         try:
             self._jobs.write(_SIZES.pack(len(spec), len(body)) + spec)
             self._jobs.write(body)
-            size, lines_size = _SIZES.unpack(_read_exactly(self._results, _SIZES.size))
+            size, _ = _SIZES.unpack(_read_exactly(self._results, _SIZES.size))
             data = _read_exactly(self._results, size)
-            lines = bytearray(lines_size)
-            if lines_size and self._results.readinto(lines) != lines_size:
-                raise HelperGone()
-            answered, value = pickle.loads(data, buffers=[lines] if lines_size else None)
-        except (BrokenPipeError, OSError, EOFError, pickle.UnpicklingError):
+        except (OSError, EOFError):
             raise HelperGone() from None
+        try:
+            answered, value = pickle.loads(data)
+        except Exception:   # noqa: BLE001 - an outcome that does not unpickle: decoded here
+            raise _DecodeHere() from None
+        if answered is None:
+            raise _DecodeHere()
         self.pages += 1
         if answered:
             return value
@@ -207,23 +216,14 @@ def _serve(jobs_fd, results_fd):
         except Exception as exc:    # handed back to be raised, and classified, in the tap
             outcome = (False, exc)
         del body
-        # a page's lines (a bytearray) travel beside the pickle, not copied into it
-        buffers = []
         try:
-            data = pickle.dumps(outcome, protocol=5, buffer_callback=buffers.append)
-        except Exception as exc:    # an exception that does not pickle: its words do
-            buffers = []
-            data = pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
+            data = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:   # noqa: BLE001 - an outcome that does not pickle: the tap decodes the page
+            data = pickle.dumps((None, None))
         del outcome
-        if len(buffers) > 1:        # not the shape expected: everything in the pickle
-            data = pickle.loads(data, buffers=buffers)
-            data, buffers = pickle.dumps(data, protocol=4), []
-        lines = buffers[0].raw() if buffers else b""
         try:
-            results.write(_SIZES.pack(len(data), len(lines)))
+            results.write(_SIZES.pack(len(data), 0))
             results.write(data)
-            if lines:
-                results.write(lines)
         except BrokenPipeError:
             return
 
@@ -254,6 +254,9 @@ class Decoders:
             except HelperGone:
                 self._lose(helper)
                 self._take(portable=False)      # then decoded here
+            except _DecodeHere:
+                self._give_back(helper)
+                self._take(portable=False)
             except BaseException:
                 self._give_back(helper)
                 raise
@@ -283,13 +286,15 @@ class Decoders:
 
     def _lose(self, helper):
         helper.close()
-        self._helpers.remove(helper)
+        if helper in self._helpers:     # close() may have ended them all meanwhile (a failing run)
+            self._helpers.remove(helper)
         LOGGER.warning("decode helper process %d ended unexpectedly after %d pages; its page and the ones "
                        "after it are decoded in the tap's process", helper.pid, helper.pages)
 
     def close(self):
         """Ends the helpers and says what they did."""
-        for helper in self._helpers:
+        helpers, self._helpers = self._helpers, []
+        for helper in helpers:
             usage = helper.close()
             if usage is not None:
                 LOGGER.info("decode helper process: %d pages, CPU %.2f s, peak RSS %.0f MB (besides the tap's "

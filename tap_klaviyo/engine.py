@@ -313,7 +313,11 @@ def decode_helpers(config):
         return 0
     if config.decode_processes is not None:
         return config.decode_processes
-    return 1 if (os.cpu_count() or 1) >= 2 else 0
+    try:
+        cores = len(os.sched_getaffinity(0))     # the cores this process may use, not the machine's
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return 1 if cores >= 2 else 0
 
 
 def run(config, client, streams, state, writer, planners, columns=None):

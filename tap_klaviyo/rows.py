@@ -68,6 +68,9 @@ KNOWN_PERSONS_BYTES = 16 << 20
 _known_bytes = 0
 
 
+_ENTRY_OVERHEAD = 400      # bytes an entry costs beyond its two texts (objects, dict slot), measured
+
+
 def _person_of(resource):
     global _known_bytes
     attributes = bytes(resource.attributes)
@@ -75,10 +78,12 @@ def _person_of(resource):
     if known is not None and known[0] == attributes:
         return known[1]
     person = person_json(resource.id, resource.profile_attributes())
-    _known_bytes += len(attributes) + len(person)
+    if known is not None:
+        _known_bytes -= len(known[0]) + len(known[1]) + _ENTRY_OVERHEAD
+    _known_bytes += len(attributes) + len(person) + _ENTRY_OVERHEAD
     if _known_bytes > KNOWN_PERSONS_BYTES:
         _KNOWN_PERSONS.clear()
-        _known_bytes = len(attributes) + len(person)
+        _known_bytes = len(attributes) + len(person) + _ENTRY_OVERHEAD
     _KNOWN_PERSONS[resource.id] = (attributes, person)
     return person
 

@@ -125,3 +125,59 @@ def test_no_helper_outlives_a_killed_tap(make_sandbox, tmp_path):
     while not all(_gone(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert all(_gone(pid) for pid in helpers)
+
+
+def test_a_page_retried_after_its_next_page_was_fetched_ahead_frees_that_page(tmp_path):
+    # Each reader's first answer is a 200 the glance accepts (it has a next link) but the decode
+    # refuses (data: null), so it is retried while its next page, fetched ahead, holds a body
+    # permit. As many readers as permits once blocked each other forever.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tap_klaviyo.client import BODIES_HELD, KlaviyoClient
+    from tap_klaviyo.config import load_config
+
+    seen, lock = {}, threading.Lock()
+
+    class Pages(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            with lock:
+                count = seen[self.path] = seen.get(self.path, 0) + 1
+            origin = f"http://127.0.0.1:{self.server.server_port}"
+            if self.path.startswith("/first"):
+                following = f"{origin}/second?{self.path.split('?')[1]}"
+                document = {"data": None if count == 1 else [], "links": {"next": following}}
+            else:
+                document = {"data": [], "links": {"next": None}}
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_port}"
+    client = KlaviyoClient(load_config({"api_key": "pk_test_0123456789abcdef0123", "start_date": "2024-01-01",
+                                        "base_url": origin, "concurrency": 8, "max_retry_seconds": 30}))
+    done = []
+
+    def read(reader):
+        url = f"{origin}/first?reader={reader}"
+        while url:
+            url = client.get("events", url, ahead=lambda body: json.loads(body)["links"]["next"])["links"]["next"]
+        done.append(reader)
+
+    readers = [threading.Thread(target=read, args=(n,), daemon=True) for n in range(BODIES_HELD)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + 30
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+    server.shutdown()
+    assert sorted(done) == list(range(BODIES_HELD))
+    assert client._bodies._value == BODIES_HELD        # every permit given back
+    assert client._prefetched == {}
