@@ -62,13 +62,12 @@ def person_json(profile_id, attributes):
 
 # A profile's events fill many pages of a run, and each page includes the profile again: its person
 # object is remembered with the attributes it was made from, and made again only when they differ
-# (about 40% of an events page's CPU on the dense benchmark). Forgotten all at once past a size.
+# (mapping the 20 pages of the sparse benchmark takes about half the time). Forgotten all at once
+# past a size.
 _KNOWN_PERSONS = {}
 KNOWN_PERSONS_BYTES = 16 << 20
-_known_bytes = 0
-
-
 _ENTRY_OVERHEAD = 400      # bytes an entry costs beyond its two texts (objects, dict slot), measured
+_known_bytes = 0
 
 
 def _person_of(resource):
