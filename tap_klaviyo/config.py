@@ -39,7 +39,7 @@ SETTINGS = (
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
             "streams", minimum=1),
     Setting("decode_processes", "integer", None, "Helper processes that turn events and profiles pages "
-            "into records on other cores beside the tap's own (unset: 1 on a machine with 2 or more cores, "
+            "into records on other cores beside the tap's own (unset: 1 when the process may use 2 or more cores, "
             "else 0; 0: all in the tap's process)", minimum=0, maximum=32),
     Setting("event_metrics", "array", None, "Stream `events` only: metric names or ids to extract "
             "(default: every metric of every integration)"),
