@@ -78,15 +78,21 @@ def run(argv=None):
     if args.discover:
         catalog = discovery.discover()
         from .streams import BY_NAME
-        # one cheap request per scope: a wrong key fails here, a missing scope warns per stream
-        discovery.check_access(KlaviyoClient(config), [BY_NAME[e["tap_stream_id"]] for e in catalog["streams"]])
+        from .tasks.events import list_metrics
+        # one cheap request per scope: a wrong key fails here, a missing scope warns per stream;
+        # metrics' is the list itself, noted in the classic tables' entries
+        _, listed = discovery.check_access(KlaviyoClient(config), [BY_NAME[e["tap_stream_id"]] for e in catalog["streams"]],
+                                           {"metrics:read": list_metrics})
+        if "metrics:read" in listed:
+            discovery.note_metrics(catalog, listed["metrics:read"])
         sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
         return
-    columns = {}
+    columns, noted = {}, {}
     if catalog_path:
         catalog = read_json_file(catalog_path, "catalog")
         streams = discovery.selected_streams(catalog)
         columns = discovery.selected_columns(catalog)
+        noted = discovery.catalog_metrics(catalog)
     else:
         LOGGER.info("no --catalog given: syncing all twelve streams")
         streams = discovery.selected_streams(discovery.discover_all_selected())
@@ -100,7 +106,8 @@ def run(argv=None):
     from .engine import run as sync
     from .tasks import PLANNERS
     try:
-        sync(config, KlaviyoClient(config), streams, state, MessageWriter(), PLANNERS, columns=columns)
+        sync(config, KlaviyoClient(config), streams, state, MessageWriter(), PLANNERS, columns=columns,
+             catalog_metrics=noted)
     except RefusedError as exc:
         if exc.status != 403:
             raise

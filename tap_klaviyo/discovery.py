@@ -1,4 +1,5 @@
-"""The catalog: twelve streams whatever the account holds, and reading a catalog back."""
+"""The catalog: the same streams whatever the account holds (the classic tables' entries also note
+the account's metric ids, see note_metrics), and reading a catalog back."""
 import json
 import logging
 import re
@@ -10,6 +11,8 @@ from .errors import ConfigError
 from .streams import BY_NAME, INCREMENTAL, STREAMS
 
 LOGGER = logging.getLogger("tap_klaviyo")
+# stream-level metadata of a classic event table: {metric id: name} of its metrics at discovery
+METRICS_KEY = "tap-klaviyo.metrics"
 
 
 @cache
@@ -124,6 +127,38 @@ def selected_columns(catalog):
     return chosen
 
 
+def note_metrics(catalog, metrics):
+    """Notes in each classic event table's entry the account's metrics it reads (metrics: (id, name,
+    integration name) of all). A sync then starts reading them without first fetching the list,
+    which it still fetches meanwhile to check them (tasks/events.py)."""
+    for entry in catalog["streams"]:
+        stream = BY_NAME[entry["tap_stream_id"]]
+        if stream.metric_names:
+            for item in entry["metadata"]:
+                if item["breadcrumb"] == []:
+                    item["metadata"][METRICS_KEY] = dict(stream.metrics_in(metrics))
+
+
+def catalog_metrics(catalog):
+    """{classic table: [(metric id, name)]} of the entries noting them (see note_metrics); a table
+    missing here has its metrics looked up first. Call after selected_streams."""
+    noted = {}
+    for entry in catalog["streams"]:
+        stream = BY_NAME[entry.get("tap_stream_id") or entry.get("stream")]
+        for item in entry.get("metadata") or ():
+            if not isinstance(item, dict) or item.get("breadcrumb") != [] or \
+                    not isinstance(item.get("metadata"), dict) or METRICS_KEY not in item["metadata"]:
+                continue
+            value = item["metadata"][METRICS_KEY]
+            if not stream.metric_names or not isinstance(value, dict) or \
+                    not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+                raise ConfigError(f"catalog stream {stream.name!r}: metadata {METRICS_KEY!r} must map metric ids to "
+                                  "names, as --discover writes it on the metric tables; remove it or run --discover "
+                                  "for a fresh catalog")
+            noted[stream.name] = list(value.items())
+    return noted
+
+
 def discover_all_selected():
     """The catalog with the classic twelve selected: what a run without --catalog syncs."""
     catalog = discover()
@@ -165,19 +200,24 @@ def _probe(scope, revision):
     return collection, f"/api/{collection}", {f"fields[{kind}]": field, **smallest(collection)}
 
 
-def check_access(client, streams):
-    """{scope: "ok" | "missing"} for every scope the streams need, one cheap request each; a WARNING
-    names each stream a missing scope will fail. A 401 (wrong key) still ends the run."""
+def check_access(client, streams, listings=None):
+    """({scope: "ok" | "missing"} for every scope the streams need, {scope: listed}): one cheap
+    request per scope, or for a scope in listings ({scope: function(client)}) that listing, whose
+    answer is kept as listed. A WARNING names each stream a missing scope will fail. A 401 (wrong
+    key) still ends the run."""
     from .client import RefusedError     # discovery also serves catalog reading, which needs no HTTP
     needed = {}
     for stream in streams:
         for scope in stream.scopes:
             needed.setdefault(scope, []).append(stream.name)
-    access = {}
+    access, listed = {}, {}
     for scope, names in needed.items():
         family, path, params = _probe(scope, client.config.revision)
         try:
-            client.get(family, client.url(path), params)
+            if scope in (listings or {}):
+                listed[scope] = listings[scope](client)
+            else:
+                client.get(family, client.url(path), params)
             access[scope] = "ok"
         except RefusedError as exc:
             if exc.status != 403:
@@ -185,8 +225,9 @@ def check_access(client, streams):
             access[scope] = "missing"
             for name in names:
                 LOGGER.warning("stream %s will fail: the API key lacks scope %s (403 on %s); give the key "
-                               "that read access in Klaviyo or leave the stream unselected", name, scope, path)
-    return access
+                               "that read access in Klaviyo or leave the stream unselected", name, scope,
+                               exc.path or path)
+    return access, listed
 
 
 def scope_failure(error, streams):

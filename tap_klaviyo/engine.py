@@ -234,7 +234,7 @@ class SyncContext:
     """What the per-family planners share: settings, the client, the incoming state, the sync's
     upper bound, the watermarks they register, and lookups made once per run."""
 
-    def __init__(self, config, client, state, started, streams, columns=None):
+    def __init__(self, config, client, state, started, streams, columns=None, catalog_metrics=None):
         self.config = config
         self.client = client
         self.state = state
@@ -246,6 +246,7 @@ class SyncContext:
                 self.needed.add(stream.parent)
                 stream = BY_NAME[stream.parent]
         self.columns = columns or {}            # stream name -> selected columns (None: all)
+        self.catalog_metrics = catalog_metrics or {}    # classic table -> [(metric id, name)] discovery noted
         self.watermarks = {}
         self._cache = {}
         self._claimed = set()
@@ -320,23 +321,24 @@ def decode_helpers(config):
     return 1 if cores >= 2 else 0
 
 
-def run(config, client, streams, state, writer, planners, columns=None):
+def run(config, client, streams, state, writer, planners, columns=None, catalog_metrics=None):
     """Extract the selected streams; returns the final state.
 
-    planners maps a stream family to plan(stream, context) -> [(task, rank)].
+    planners maps a stream family to plan(stream, context) -> [(task, rank)]; columns and
+    catalog_metrics are what the catalog says of the streams (see SyncContext).
     """
     _tune_memory()      # first: forked helpers inherit it
     # forked before any thread or connection exists (the client opens its sessions lazily)
     client.decoders = Decoders(decode_helpers(config))
     try:
-        return _run(config, client, streams, state, writer, planners, columns)
+        return _run(config, client, streams, state, writer, planners, columns, catalog_metrics)
     finally:
         client.decoders.close()
 
 
-def _run(config, client, streams, state, writer, planners, columns):
+def _run(config, client, streams, state, writer, planners, columns, catalog_metrics):
     started_clock = time.monotonic()
-    context = SyncContext(config, client, state, timeutil.now(), streams, columns)
+    context = SyncContext(config, client, state, timeutil.now(), streams, columns, catalog_metrics)
     output = _Output(writer, streams, columns)
     pool = Pool(client, config)
     pending = 0
@@ -367,6 +369,10 @@ def _run(config, client, streams, state, writer, planners, columns):
             if item.progress is not None:
                 task.progress = item.progress
             for child, rank in item.spawn:
+                if item.split_at is None and isinstance(child, Span):
+                    # a unit found during the run (a metric the catalog lacked): it holds the
+                    # watermark from now, before the page that found it can move it
+                    watermarks[child.stream.name].plan(child.unit, [child])
                 pool.submit(child, rank)
             pending += len(item.spawn)
             if item.stopped:

@@ -40,6 +40,12 @@ class Stream(msgspec.Struct, frozen=True):
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     additional_fields: tuple = ()           # attributes sent only when asked for (additional-fields[type])
 
+    def metrics_in(self, metrics):
+        """(id, name) of the account's metrics, given as (id, name, integration name), whose events
+        this classic table holds: Klaviyo's own metrics of its names."""
+        return [(metric_id, name) for metric_id, name, integration in metrics
+                if integration == KLAVIYO_INTEGRATION and name in self.metric_names]
+
 
 def _classic_event(name, *metric_names):
     return Stream(name, CLASSIC_EVENT, ("id",), INCREMENTAL, "event", ("metrics:read", "events:read"),

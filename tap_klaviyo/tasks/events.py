@@ -5,27 +5,28 @@ import logging
 
 from .. import revisions, timeutil
 from .. import state as bookmarks
-from ..engine import Watermark
+from ..engine import Page, Span, Watermark
 from ..pages import EventGlance, EventPage, decode_typed
 from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows, event_times
-from ..streams import KLAVIYO_INTEGRATION
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
+CHECK_UNIT = "metric list"      # the watermark's unit of a MetricCheck: no metric id has a space
+
+
+def list_metrics(client):
+    """(id, name, integration name) of every metric of the account."""
+    found = []
+    for document in client.pages("metrics", "/api/metrics", {"fields[metric]": "name,integration"}):
+        for metric in document["data"]:
+            attributes = metric.get("attributes") or {}
+            found.append((metric["id"], attributes.get("name"), (attributes.get("integration") or {}).get("name")))
+    return found
 
 
 def all_metrics(context):
-    """(id, name, integration name) of every metric of the account, fetched once per run."""
-    def fetch():
-        found = []
-        params = {"fields[metric]": "name,integration"}
-        for document in context.client.pages("metrics", "/api/metrics", params):
-            for metric in document["data"]:
-                attributes = metric.get("attributes") or {}
-                found.append((metric["id"], attributes.get("name"),
-                              (attributes.get("integration") or {}).get("name")))
-        return found
-    return context.once("metrics", fetch)
+    """list_metrics, fetched once per run (whichever thread asks first; the others wait for it)."""
+    return context.once("metrics", lambda: list_metrics(context.client))
 
 
 def _datetime_filter(lower, upper, metric_id=None):
@@ -77,32 +78,83 @@ def _glance(body, lo, hi):
 
 
 def plan_classic(stream, context):
+    """One range scan per metric of the table. The metrics come from the catalog when discovery
+    noted them there: their scans then start at once, beside a MetricCheck that fetches the
+    account's metric list, instead of after it (a round trip less on every run); a scan writes
+    nothing until the list confirms its metric."""
     config = context.config
-    chosen = [(mid, name) for mid, name, integration in all_metrics(context)
-              if integration == KLAVIYO_INTEGRATION and name in stream.metric_names]
-    if not chosen:
-        LOGGER.warning("stream %s: the account has no Klaviyo metric named %s; no rows, bookmark unchanged",
-                       stream.name, " or ".join(repr(n) for n in stream.metric_names))
+    noted = context.catalog_metrics.get(stream.name)
+    chosen = stream.metrics_in(all_metrics(context)) if noted is None else noted
+    if not chosen and noted is None:
+        _no_metric(stream)
         return []
     begin = _begin(context, stream, [mid for mid, _ in chosen])
     lower = begin - config.lookback_minutes * 60
     watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
-    parts = _parts_allowed(config, 10)
     tasks = []
     for metric_id, metric_name in chosen:
-        rows = functools.partial(_classic_rows, metric_id, metric_name)
-        reader = RangeReader("events", "/api/events", _event_params(
-            config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
-                                                  "fields[metric]": "name"}),
-            lambda lo, hi, metric_id=metric_id: _datetime_filter(lo, hi, metric_id), rows, _page_size(config),
-            EventPage, _glance)
-        scan = RangeScan(stream, metric_id, lower, context.started, reader, parts)
+        confirm = None if noted is None else functools.partial(_confirmed, stream, context, (metric_id, metric_name))
+        scan = _classic_scan(stream, context, metric_id, metric_name, lower, confirm)
         watermark.plan(metric_id, [scan])
         tasks.append((scan, scan.lower))
-    LOGGER.info("stream %s: metrics %s, from %s to %s", stream.name,
-                ", ".join(f"{name} ({mid})" for mid, name in chosen), timeutil.to_bookmark(lower),
-                timeutil.to_bookmark(context.started))
+    if noted is not None:
+        check = MetricCheck(stream, context, noted, lower)
+        watermark.plan(CHECK_UNIT, [check])
+        tasks.append((check, -1))   # before every scan: a pool of one connection fetches the list first
+    LOGGER.info("stream %s: metrics %s%s, from %s to %s", stream.name,
+                ", ".join(f"{name} ({mid})" for mid, name in chosen) or "none",
+                " as the catalog notes them, checked against the account's list" if noted is not None else "",
+                timeutil.to_bookmark(lower), timeutil.to_bookmark(context.started))
     return tasks
+
+
+def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None):
+    config = context.config
+    rows = functools.partial(_classic_rows, metric_id, metric_name)
+    reader = RangeReader("events", "/api/events", _event_params(
+        config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
+                                              "fields[metric]": "name"}),
+        lambda lo, hi: _datetime_filter(lo, hi, metric_id), rows, _page_size(config), EventPage, _glance)
+    return RangeScan(stream, metric_id, lower, context.started, reader, _parts_allowed(config, 10),
+                     confirm=confirm)
+
+
+def _no_metric(stream):
+    LOGGER.warning("stream %s: the account has no Klaviyo metric named %s; no rows, bookmark unchanged",
+                   stream.name, " or ".join(repr(n) for n in stream.metric_names))
+
+
+def _confirmed(stream, context, metric):
+    return metric in stream.metrics_in(all_metrics(context))
+
+
+class MetricCheck(Span):
+    """The account's metric list against the ones a catalog noted for a classic table: a noted
+    metric gone (or renamed) has its scan write nothing (see _confirmed); one the catalog lacks is
+    read as well, by a scan planned here. Until this ends, the table's bookmark stays where it was;
+    when the account has none of the table's metrics, it stays there (as when looked up first)."""
+
+    def __init__(self, stream, context, noted, lower):
+        super().__init__(stream, CHECK_UNIT, lower, context.started)
+        self.context = context
+        self.noted = noted
+
+    def run(self, client, config):
+        found = self.stream.metrics_in(all_metrics(self.context))
+        gone = [metric for metric in self.noted if metric not in found]
+        new = [metric for metric in found if metric not in self.noted]
+        if gone or new:
+            LOGGER.warning("stream %s: the catalog's metrics are out of date (%s); run --discover for a fresh "
+                           "catalog", self.stream.name, "; ".join(
+                               [f"{name} ({mid}) is not in the account's list" for mid, name in gone]
+                               + [f"{name} ({mid}) is new, read as well" for mid, name in new]))
+        if not found:
+            _no_metric(self.stream)
+            yield Page(self, done=True, stopped=True)
+            return
+        scans = [_classic_scan(self.stream, self.context, mid, name, self.lower) for mid, name in new]
+        # the new scans are units of the table's watermark, planned before this span ends
+        yield Page(self, progress=self.upper, done=True, spawn=[(scan, scan.lower) for scan in scans])
 
 
 def plan_events(stream, context):

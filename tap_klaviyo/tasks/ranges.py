@@ -76,10 +76,11 @@ def page_rows(document, rows, stream_name, lower, upper, skip):
 class RangeScan(Span):
     """One unit's rows with instants in [lower, upper), read through one cursor, maybe split."""
 
-    def __init__(self, stream, unit, lower, upper, reader, parts_allowed, skip_ids=frozenset()):
+    def __init__(self, stream, unit, lower, upper, reader, parts_allowed, skip_ids=frozenset(), confirm=None):
         super().__init__(stream, unit, lower, upper)
         self.reader = reader
         self.parts_allowed = parts_allowed
+        self.confirm = confirm          # None, or () -> whether the range is still to be read at all
         self._skip = set(skip_ids)      # emitted by the span before, at its last instant
         self._seen = 0                  # rows read so far, and the instant of the first
         self._first = None
@@ -90,7 +91,16 @@ class RangeScan(Span):
         params = dict(self.reader.params)
         params["filter"] = self.reader.range_filter(self.lower, self.upper)
         mapper = PageMapper(self._mapping, self._page, self._ahead if self.reader.glance else None)
-        for page in client.pages(self.reader.endpoint, self.reader.path, params, mapper, self.reader.shape):
+        read = client.pages(self.reader.endpoint, self.reader.path, params, mapper, self.reader.shape)
+        for page in read:
+            if self.confirm is not None:
+                # asked once the first page is in: the answer has usually come meanwhile
+                confirmed, self.confirm = self.confirm(), None
+                if not confirmed:
+                    del page
+                    read.close()    # the page fetched ahead, if any, is let go
+                    yield Page(self, progress=self.upper, done=True)
+                    return
             done = page.done
             yield page
             del page        # not held while the next page is fetched
