@@ -259,6 +259,10 @@ class SyncContext:
         self._claimed.add(key)
         return True
 
+    def known(self, key):
+        """What once() computed for key, or None when nothing has yet (never waits)."""
+        return self._cache.get(key)
+
     def once(self, key, compute):
         """compute() the first time key is asked for; the same value after (any thread)."""
         with self._cache_lock:
@@ -321,6 +325,15 @@ def decode_helpers(config):
     return 1 if cores >= 2 else 0
 
 
+def _bookmark(state, name, watermark):
+    """The stream's bookmark is its watermark, once there is one or the mark has moved: a stream
+    that read nothing (its metric missing, say) writes none, so a lower start_date still reaches
+    back for it on a later run."""
+    value = watermark.value()
+    if value > watermark.begin or bookmarks.since(state, name) is not None:
+        bookmarks.set_since(state, name, value)
+
+
 def run(config, client, streams, state, writer, planners, columns=None, catalog_metrics=None):
     """Extract the selected streams; returns the final state.
 
@@ -381,13 +394,13 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
                 task.done = True
                 pending -= 1
             if task.stream.name in watermarks:
-                bookmarks.set_since(state, task.stream.name, watermarks[task.stream.name].value())
+                _bookmark(state, task.stream.name, watermarks[task.stream.name])
             output.state(state)
             progress.maybe_log(watermarks)
     finally:
         pool.stop.set()
     for name, watermark in watermarks.items():
-        bookmarks.set_since(state, name, watermark.value())
+        _bookmark(state, name, watermark)
     output.state(state, force=True)
     progress.maybe_log(watermarks, force=True)
     LOGGER.info("sync done in %.1f s: %s; %d requests, %d throttled", time.monotonic() - started_clock,

@@ -139,3 +139,58 @@ def test_a_table_whose_metric_the_account_no_longer_has_keeps_its_bookmark(sandb
         assert _rows(run)["bounce"] == _expected(sandbox, ["bounce"], START)["bounce"]
         assert "no Klaviyo metric named 'Dropped Email'" in run.stderr
         assert ("out of date" in run.stderr) == bool(note)
+
+
+def test_a_table_that_read_nothing_writes_no_bookmark(sandbox, tmp_path):
+    """Neither path pins a bookmark on a table whose metric the account lacks: a lower start_date
+    later still reaches back for it."""
+    dropped = next(m for m in sandbox.account.metrics if m["attributes"]["name"] == "Dropped Email"
+                   and m["attributes"]["integration"]["name"] == "Klaviyo")
+    noted = discovered(sandbox, tmp_path, "dropped_email", "bounce")
+    dropped["attributes"]["name"] = "Dropped Email (retired)"
+    for catalog in (noted, catalog_selecting("dropped_email", "bounce")):
+        run = run_tap(tmp_path, sandbox.config(), catalog=catalog)
+        assert run.records("dropped_email") == []
+        assert all("dropped_email" not in state.get("bookmarks", {}) for state in run.states())
+        assert "bounce" in run.last_state["bookmarks"]
+
+
+def test_metric_id_bookmarks_are_read_under_the_account_s_ids_not_the_notes(sandbox, tmp_path):
+    """A state of singer-io tap-klaviyo 1.1.4+ keys bookmarks by metric id: they are the account's
+    metrics, which a stale note may lack, so such a table looks its metrics up first."""
+    (receive_id,) = _klaviyo_metrics(sandbox)["receive"]
+    catalog = discovered(sandbox, tmp_path, "receive")
+    _note(catalog, "receive", {"gone42": "Received Email"})
+    since = sandbox.account.anchor - 200 * 86400
+    early, late = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (since, since + 100 * 86400))
+    state = {"bookmarks": {receive_id: {"since": early}, "gone42": {"since": late}}}
+    run = run_tap(tmp_path, sandbox.config(lookback_minutes=0), catalog=catalog, state=state)
+    assert _rows(run)["receive"] == _expected(sandbox, ["receive"], since)["receive"]
+    assert "as the catalog notes them" not in run.stderr
+
+
+def test_a_failed_metric_list_writes_no_row_and_one_line(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=3000)
+    catalog = discovered(sandbox, tmp_path, *expected.CLASSIC_METRICS)
+    sandbox.options.fault_families, sandbox.options.fault_kinds = ("metrics",), ("503",)
+    sandbox.options.fault_rate = 1.0
+    run = run_tap(tmp_path, sandbox.config(max_retry_seconds=2), catalog=catalog, check=False)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    lines = error_lines(run.stderr)
+    assert len(lines) == 1 and "/api/metrics" in lines[0] and "503" in lines[0], lines
+    assert run.records() == []
+
+
+def test_a_retried_metric_list_does_not_wait_on_pages_fetched_ahead(make_sandbox, tmp_path):
+    """Regression: scans waiting for the list each held a page fetched ahead, and with it one of the
+    client's body permits; the list, answered 503 once and retried, then waited for a permit that
+    only those scans could give back, for ever."""
+    sandbox = make_sandbox(events=20000, latency=0.15)
+    catalog = discovered(sandbox, tmp_path, *expected.CLASSIC_METRICS)
+    options = sandbox.options
+    options.fault_families, options.fault_kinds, options.faults_per_target = ("metrics",), ("503",), 1
+    options.fault_rate = 1.0
+    run = run_tap(tmp_path, sandbox.config(concurrency=32, revision=SMALL_PAGES), catalog=catalog, timeout=90)
+    assert sandbox.stats()["faults"] == 1
+    want = _expected(sandbox, expected.CLASSIC_METRICS, START)
+    assert _rows(run) == {s: rows for s, rows in want.items() if rows}

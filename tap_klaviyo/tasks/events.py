@@ -8,6 +8,7 @@ from .. import state as bookmarks
 from ..engine import Page, Span, Watermark
 from ..pages import EventGlance, EventPage, decode_typed
 from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows, event_times
+from ..streams import BY_NAME
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -84,6 +85,8 @@ def plan_classic(stream, context):
     nothing until the list confirms its metric."""
     config = context.config
     noted = context.catalog_metrics.get(stream.name)
+    if noted is not None and _legacy_bookmarks(context.state, stream):
+        noted = None    # the metric-id bookmarks are those of the account's metrics, maybe not noted ones
     chosen = stream.metrics_in(all_metrics(context)) if noted is None else noted
     if not chosen and noted is None:
         _no_metric(stream)
@@ -100,7 +103,10 @@ def plan_classic(stream, context):
     if noted is not None:
         check = MetricCheck(stream, context, noted, lower)
         watermark.plan(CHECK_UNIT, [check])
-        tasks.append((check, -1))   # before every scan: a pool of one connection fetches the list first
+        # One check fetches the list, before any other task; the others find it fetched, and run
+        # after the scans of their rank, so that no worker waits for the list while a scan could
+        # send its first request.
+        tasks.append((check, -1 if context.claim("metric list") else lower))
     LOGGER.info("stream %s: metrics %s%s, from %s to %s", stream.name,
                 ", ".join(f"{name} ({mid})" for mid, name in chosen) or "none",
                 " as the catalog notes them, checked against the account's list" if noted is not None else "",
@@ -119,13 +125,22 @@ def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None):
                      confirm=confirm)
 
 
+def _legacy_bookmarks(state, stream):
+    """Whether the table's bookmark would come from metric-id keys (singer-io tap-klaviyo 1.1.4+)."""
+    marks = state.get("bookmarks") or {}
+    return stream.name not in marks and any(key not in BY_NAME for key in marks)
+
+
 def _no_metric(stream):
     LOGGER.warning("stream %s: the account has no Klaviyo metric named %s; no rows, bookmark unchanged",
                    stream.name, " or ".join(repr(n) for n in stream.metric_names))
 
 
-def _confirmed(stream, context, metric):
-    return metric in stream.metrics_in(all_metrics(context))
+def _confirmed(stream, context, metric, wait):
+    """Whether the account's list holds the noted metric; None when the list is not in yet and
+    wait is False."""
+    metrics = all_metrics(context) if wait else context.known("metrics")
+    return None if metrics is None else metric in stream.metrics_in(metrics)
 
 
 class MetricCheck(Span):

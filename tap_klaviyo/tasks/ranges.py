@@ -80,7 +80,9 @@ class RangeScan(Span):
         super().__init__(stream, unit, lower, upper)
         self.reader = reader
         self.parts_allowed = parts_allowed
-        self.confirm = confirm          # None, or () -> whether the range is still to be read at all
+        # None, or confirm(wait) -> whether the range is to be read at all (None: not known yet and
+        # wait False)
+        self.confirm = confirm
         self._skip = set(skip_ids)      # emitted by the span before, at its last instant
         self._seen = 0                  # rows read so far, and the instant of the first
         self._first = None
@@ -95,7 +97,7 @@ class RangeScan(Span):
         for page in read:
             if self.confirm is not None:
                 # asked once the first page is in: the answer has usually come meanwhile
-                confirmed, self.confirm = self.confirm(), None
+                confirmed, self.confirm = self.confirm(True), None
                 if not confirmed:
                     del page
                     read.close()    # the page fetched ahead, if any, is let go
@@ -123,6 +125,10 @@ class RangeScan(Span):
         extent = _extent(times)
         split = self._split(extent) if next_url else None
         self._glanced = (extent, split)
+        if self.confirm is not None and not self.confirm(False):
+            # Not confirmed yet: nothing is fetched ahead, whose answer would hold a body permit
+            # while this scan waits for the confirmation, which may itself be waiting for one.
+            return None
         return None if split else next_url
 
     def _page(self, rows, last):

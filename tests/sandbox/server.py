@@ -65,6 +65,7 @@ class Options:
     slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
     faults_per_target: int = 0    # > 0: a URL is faulted at most this many times, then answered
     fault_kinds: tuple = FAULT_KINDS  # the kinds drawn from (a test narrows them to what it asserts)
+    fault_families: tuple = ()    # non-empty: only requests of these rate families are faulted
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
     report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
@@ -219,7 +220,7 @@ class Sandbox:
         spec.check_request(method, path, query, revision, body)
 
     def maybe_fault(self, handler, family, target):
-        if self.options.fault_rate <= 0:
+        if self.options.fault_rate <= 0 or (self.options.fault_families and family not in self.options.fault_families):
             return False
         with self.stats_lock:
             seen = self.fault_seen.get(target, 0)
