@@ -79,6 +79,11 @@ class Watermark:
         self.end = end
         self._spans = {}            # unit -> its spans in time order, None until planned
         self._first_open = {}
+        # Set by a task that finds, mid-run, that the stream has nothing to read (a metric table
+        # whose metric the account lacks): the state's bookmark is left as it is, none if none,
+        # as when a planner finds it before planning, so a lower start_date still reaches back.
+        # A task sets it before it hands the page that ends it to the writer.
+        self.unread = False
 
     def expect(self, unit):
         self._spans.setdefault(unit, None)
@@ -250,7 +255,8 @@ class SyncContext:
         self.watermarks = {}
         self._cache = {}
         self._claimed = set()
-        self._cache_lock = threading.RLock()     # a computation may ask for another (once within once)
+        self._locks = {}                # key -> the lock its computation runs under
+        self._locks_lock = threading.Lock()
 
     def claim(self, key):
         """True the first time key is claimed in this run (a plan made once for several streams)."""
@@ -265,7 +271,13 @@ class SyncContext:
 
     def once(self, key, compute):
         """compute() the first time key is asked for; the same value after (any thread)."""
-        with self._cache_lock:
+        if key in self._cache:
+            return self._cache[key]
+        # one lock per key: a computation (the metric list, retried for minutes maybe) holds up
+        # only those who want its value, and may itself ask for another key
+        with self._locks_lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
             if key not in self._cache:
                 self._cache[key] = compute()
             return self._cache[key]
@@ -325,12 +337,15 @@ def decode_helpers(config):
     return 1 if cores >= 2 else 0
 
 
-def _bookmark(state, name, watermark):
-    """The stream's bookmark is its watermark, once there is one or the mark has moved: a stream
-    that read nothing (its metric missing, say) writes none, so a lower start_date still reaches
-    back for it on a later run."""
+def _bookmark(state, name, watermark, final=False):
+    """The stream's bookmark is its watermark. During the run it is written once the mark has moved
+    or the state had one: a stream whose reading has not begun (or finds it has nothing to read)
+    pins no start_date in a STATE a kill would leave. At the end every stream's is written, but
+    for one with nothing to read this run (Watermark.unread), whose state is left as it is."""
+    if watermark.unread:
+        return
     value = watermark.value()
-    if value > watermark.begin or bookmarks.since(state, name) is not None:
+    if final or value > watermark.begin or bookmarks.since(state, name) is not None:
         bookmarks.set_since(state, name, value)
 
 
@@ -400,7 +415,7 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
     finally:
         pool.stop.set()
     for name, watermark in watermarks.items():
-        _bookmark(state, name, watermark)
+        _bookmark(state, name, watermark, final=True)
     output.state(state, force=True)
     progress.maybe_log(watermarks, force=True)
     LOGGER.info("sync done in %.1f s: %s; %d requests, %d throttled", time.monotonic() - started_clock,

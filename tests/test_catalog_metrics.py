@@ -155,7 +155,8 @@ def test_a_table_that_read_nothing_writes_no_bookmark(sandbox, tmp_path):
         assert "bounce" in run.last_state["bookmarks"]
 
 
-def test_metric_id_bookmarks_are_read_under_the_account_s_ids_not_the_notes(sandbox, tmp_path):
+@pytest.mark.parametrize("own_entry", [False, True])
+def test_metric_id_bookmarks_are_read_under_the_account_s_ids_not_the_notes(sandbox, tmp_path, own_entry):
     """A state of singer-io tap-klaviyo 1.1.4+ keys bookmarks by metric id: they are the account's
     metrics, which a stale note may lack, so such a table looks its metrics up first."""
     (receive_id,) = _klaviyo_metrics(sandbox)["receive"]
@@ -164,6 +165,8 @@ def test_metric_id_bookmarks_are_read_under_the_account_s_ids_not_the_notes(sand
     since = sandbox.account.anchor - 200 * 86400
     early, late = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in (since, since + 100 * 86400))
     state = {"bookmarks": {receive_id: {"since": early}, "gone42": {"since": late}}}
+    if own_entry:
+        state["bookmarks"]["receive"] = {}      # an entry without "since" is no bookmark of its own
     run = run_tap(tmp_path, sandbox.config(lookback_minutes=0), catalog=catalog, state=state)
     assert _rows(run)["receive"] == _expected(sandbox, ["receive"], since)["receive"]
     assert "as the catalog notes them" not in run.stderr

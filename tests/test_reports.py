@@ -317,6 +317,26 @@ def test_a_spent_daily_budget_ends_the_report_streams_not_the_run(report_sandbox
         "%Y-%m-%dT00:00:00Z", time.gmtime(after // DAY * DAY))
 
 
+def test_a_budget_spent_before_the_first_series_keeps_where_the_stream_starts(report_sandbox, tmp_path):
+    """A first run that cannot load a single day still writes the bookmark it would have started
+    from: the next run resumes there instead of report_days back from its own day."""
+    sandbox = report_sandbox(report_daily_cap=1)
+    body = {"data": {"type": "flow-series-report", "attributes": {
+        "statistics": ["opens"], "interval": "daily", "timeframe": {"key": "last_30_days"},
+        "conversion_metric_id": sandbox.account.metrics[0]["id"]}}}
+    request = urllib.request.Request(sandbox.base_url + "/api/flow-series-reports", data=json.dumps(body).encode(),
+                                     method="POST", headers={"Authorization": f"Klaviyo-API-Key {API_KEY}",
+                                                             "revision": "2026-10-15",
+                                                             "Content-Type": "application/vnd.api+json"})
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 200       # another app's report: the day's one is gone
+    run, _, after = sync(sandbox, tmp_path, "flow_series", report_days=100)
+    assert not run.records("flow_series") and "budget is spent" in run.stderr
+    first = after // DAY * DAY - 100 * DAY
+    assert run.last_state["bookmarks"]["flow_series"]["since"] == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(first))
+
+
 def test_an_account_without_the_conversion_metric(report_sandbox, tmp_path):
     sandbox = report_sandbox()
     run, _, _ = sync(sandbox, tmp_path, *REPORTS, "lists", conversion_metric="Refund Issued")

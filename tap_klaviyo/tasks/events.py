@@ -128,7 +128,7 @@ def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None):
 def _legacy_bookmarks(state, stream):
     """Whether the table's bookmark would come from metric-id keys (singer-io tap-klaviyo 1.1.4+)."""
     marks = state.get("bookmarks") or {}
-    return stream.name not in marks and any(key not in BY_NAME for key in marks)
+    return bookmarks.since(state, stream.name) is None and any(key not in BY_NAME for key in marks)
 
 
 def _no_metric(stream):
@@ -147,7 +147,8 @@ class MetricCheck(Span):
     """The account's metric list against the ones a catalog noted for a classic table: a noted
     metric gone (or renamed) has its scan write nothing (see _confirmed); one the catalog lacks is
     read as well, by a scan planned here. Until this ends, the table's bookmark stays where it was;
-    when the account has none of the table's metrics, it stays there (as when looked up first)."""
+    when the account has none of the table's metrics, the state's is left as it is (as when looked
+    up first: no rows, bookmark unchanged)."""
 
     def __init__(self, stream, context, noted, lower):
         super().__init__(stream, CHECK_UNIT, lower, context.started)
@@ -165,6 +166,7 @@ class MetricCheck(Span):
                                + [f"{name} ({mid}) is new, read as well" for mid, name in new]))
         if not found:
             _no_metric(self.stream)
+            self.context.watermarks[self.stream.name].unread = True
             yield Page(self, done=True, stopped=True)
             return
         scans = [_classic_scan(self.stream, self.context, mid, name, self.lower) for mid, name in new]
