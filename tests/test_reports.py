@@ -267,12 +267,12 @@ def test_each_run_rereads_the_lookback_days(report_sandbox, tmp_path):
                                                                                 time.gmtime(after // DAY * DAY))
 
 
-def _spend_one_report(sandbox):
-    """A report request of another app on the account: one of the day's budget."""
-    body = {"data": {"type": "campaign-values-report", "attributes": {
+def _spend_one_report(sandbox, kind="campaign-values-report", **attributes):
+    """A report request of another app on the account: one of the day's budget of its endpoint."""
+    body = {"data": {"type": kind, "attributes": {
         "statistics": ["opens"], "timeframe": {"key": "last_30_days"},
-        "conversion_metric_id": sandbox.account.metrics[0]["id"]}}}
-    request = urllib.request.Request(sandbox.base_url + "/api/campaign-values-reports", data=json.dumps(body).encode(),
+        "conversion_metric_id": sandbox.account.metrics[0]["id"], **attributes}}}
+    request = urllib.request.Request(sandbox.base_url + f"/api/{kind}s", data=json.dumps(body).encode(),
                                      method="POST", headers={"Authorization": f"Klaviyo-API-Key {API_KEY}",
                                                              "revision": "2026-10-15",
                                                              "Content-Type": "application/vnd.api+json"})
@@ -321,15 +321,7 @@ def test_a_budget_spent_before_the_first_series_keeps_where_the_stream_starts(re
     """A first run that cannot load a single day still writes the bookmark it would have started
     from: the next run resumes there instead of report_days back from its own day."""
     sandbox = report_sandbox(report_daily_cap=1)
-    body = {"data": {"type": "flow-series-report", "attributes": {
-        "statistics": ["opens"], "interval": "daily", "timeframe": {"key": "last_30_days"},
-        "conversion_metric_id": sandbox.account.metrics[0]["id"]}}}
-    request = urllib.request.Request(sandbox.base_url + "/api/flow-series-reports", data=json.dumps(body).encode(),
-                                     method="POST", headers={"Authorization": f"Klaviyo-API-Key {API_KEY}",
-                                                             "revision": "2026-10-15",
-                                                             "Content-Type": "application/vnd.api+json"})
-    with urllib.request.urlopen(request) as response:
-        assert response.status == 200       # another app's report: the day's one is gone
+    _spend_one_report(sandbox, "flow-series-report", interval="daily")     # the day's one is gone
     run, _, after = sync(sandbox, tmp_path, "flow_series", report_days=100)
     assert not run.records("flow_series") and "budget is spent" in run.stderr
     first = after // DAY * DAY - 100 * DAY
