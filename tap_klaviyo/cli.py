@@ -114,6 +114,21 @@ def run(argv=None):
         raise ApiError(discovery.scope_failure(exc, streams)) from None
 
 
+def _say(text):
+    """A line on stderr in one piece: the fetch threads may still be logging as the tap ends, and
+    print() writes the text and its newline apart, so a log line could land in between. Written
+    under the log handlers' locks."""
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.acquire()
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    finally:
+        for handler in handlers:
+            handler.release()
+
+
 def main(argv=None):
     _setup_logging()
     try:
@@ -122,18 +137,18 @@ def main(argv=None):
     except (TargetGone, BrokenPipeError):
         # stdout is gone: point it at /dev/null so the interpreter's last flush stays quiet
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print("tap-klaviyo: the target stopped reading stdout (broken pipe); stopping, the last STATE written stands", file=sys.stderr)
+        _say("tap-klaviyo: the target stopped reading stdout (broken pipe); stopping, the last STATE written stands")
         sys.exit(1)
     except TapError as exc:
-        print(f"tap-klaviyo: error: {redact(exc)}", file=sys.stderr)
+        _say(f"tap-klaviyo: error: {redact(exc)}")
         sys.exit(1)
     except KeyboardInterrupt:
-        print("tap-klaviyo: interrupted", file=sys.stderr)
+        _say("tap-klaviyo: interrupted")
         sys.exit(130)
     except Exception as exc:   # a bug: still one line, never the key
         if os.environ.get("TAP_KLAVIYO_DEBUG"):
             import traceback
-            print(redact(traceback.format_exc()), file=sys.stderr)
-        print(f"tap-klaviyo: unexpected error {type(exc).__name__}: {redact(exc)} (a bug: please report "
-              "it; TAP_KLAVIYO_DEBUG=1 shows the traceback)", file=sys.stderr)
+            _say(redact(traceback.format_exc()))
+        _say(f"tap-klaviyo: unexpected error {type(exc).__name__}: {redact(exc)} (a bug: please report "
+             "it; TAP_KLAVIYO_DEBUG=1 shows the traceback)")
         sys.exit(1)
