@@ -40,6 +40,7 @@ class Page(msgspec.Struct):
     stopped: bool = False           # spans: ended before its upper (e.g. a daily budget spent); the
                                     # watermark holds at its progress for the rest of the run
     split_at: int | None = None     # spans: the task stops at this instant; `spawn` covers the rest
+    unread: bool = False            # spans: the stream has nothing to read this run (Watermark.unread)
     spawn: list = msgspec.field(default_factory=list)   # (task, rank) pairs to run next
 
 
@@ -79,10 +80,9 @@ class Watermark:
         self.end = end
         self._spans = {}            # unit -> its spans in time order, None until planned
         self._first_open = {}
-        # Set by a task that finds, mid-run, that the stream has nothing to read (a metric table
-        # whose metric the account lacks): the state's bookmark is left as it is, none if none,
-        # as when a planner finds it before planning, so a lower start_date still reaches back.
-        # A task sets it before it hands the page that ends it to the writer.
+        # A task found mid-run that the stream has nothing to read (a metric table whose metric
+        # the account lacks; Page.unread): the state's bookmark is left as it is, none if none, as
+        # when a planner finds so before planning, so a lower start_date still reaches back.
         self.unread = False
 
     def expect(self, unit):
@@ -405,6 +405,8 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
             pending += len(item.spawn)
             if item.stopped:
                 task.stopped = True
+            if item.unread:
+                watermarks[task.stream.name].unread = True
             if item.done:
                 task.done = True
                 pending -= 1

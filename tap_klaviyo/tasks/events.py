@@ -166,8 +166,7 @@ class MetricCheck(Span):
                                + [f"{name} ({mid}) is new, read as well" for mid, name in new]))
         if not found:
             _no_metric(self.stream)
-            self.context.watermarks[self.stream.name].unread = True
-            yield Page(self, done=True, stopped=True)
+            yield Page(self, done=True, stopped=True, unread=True)
             return
         scans = [_classic_scan(self.stream, self.context, mid, name, self.lower) for mid, name in new]
         # the new scans are units of the table's watermark, planned before this span ends
