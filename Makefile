@@ -24,6 +24,13 @@ $(VENV)/.installed: setup.py
 	.venv-target-postgres/bin/pip install -q meltanolabs-target-postgres==0.8.1
 	touch $@
 
+# Meltano, for the README's Meltano commands run end to end (tests/test_meltano.py); it installs the
+# example's plugins with uv, which it depends on
+.venv-meltano/.installed:
+	$(PYTHON) -m venv .venv-meltano
+	.venv-meltano/bin/pip install -q meltano==4.4.1 uv==0.13.9
+	touch $@
+
 .venv-singer-tools/.installed:
 	$(PYTHON) -m venv .venv-singer-tools
 	.venv-singer-tools/bin/pip install -q singer-tools==0.4.1
@@ -35,7 +42,8 @@ demo: $(VENV)/.installed .venv-target-duckdb/.installed
 	$(PY) scripts/demo.py
 
 # -v: one line per test as it finishes, so a long run shows what it is doing
-test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.installed .venv-target-duckdb/.installed
+test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.installed .venv-target-duckdb/.installed \
+		.venv-meltano/.installed
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -v tests
 
 # sparse, dense and the mixed sandbox year (20,000 and 200,000 events), each at the default
@@ -50,4 +58,5 @@ sandbox: $(VENV)/.installed
 	$(PY) -m tests.sandbox --port 8765
 
 clean:
-	rm -rf $(VENV) .venv-target-duckdb .venv-target-postgres .venv-singer-tools demo-output *.egg-info
+	rm -rf $(VENV) .venv-target-duckdb .venv-target-postgres .venv-singer-tools .venv-meltano demo-output \
+		*.egg-info

@@ -1,25 +1,40 @@
 """make demo: the tap end to end on the bundled sandbox, checked table by table.
 
-Starts the local Klaviyo sandbox, discovers, selects every stream of the catalog (but those that
-Klaviyo rate-limits to a few calls a minute, unless --all-streams), and pipes the tap into
-target-duckdb (its own virtualenv) while keeping a copy of everything the tap wrote. Then it
-checks each table of demo-output/klaviyo.duckdb against that copy: the keys the tap wrote are
-exactly the keys the table holds, once each. Any difference ends the demo with exit 1.
+Starts the local Klaviyo sandbox (with the sends its report endpoints count), discovers, selects
+every stream of the catalog, and pipes the tap into target-duckdb (its own virtualenv) while keeping
+a copy of everything the tap wrote. Then it checks each table of demo-output/demo.duckdb (schema
+klaviyo: `select count(*) from klaviyo.receive`) against that copy: the keys the tap wrote are
+exactly the keys the table holds, once each, and a stream the sandbox holds data for has rows. Any
+difference ends the demo with exit 1. It ends with an example query.
 
-    .venv/bin/python scripts/demo.py [--events N] [--out DIR] [--all-streams]
+The report streams (campaign_values, flow_series) read an endpoint Klaviyo allows 2 calls a minute;
+the demo asks them for the last REPORT_DAYS days only, one request each, so they cost no wait.
+
+    .venv/bin/python scripts/demo.py [--events N] [--out DIR]
     .venv/bin/python scripts/demo.py --check [--out DIR]     # only re-check an earlier run's output
 """
 import argparse
+import calendar
 import json
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+START_DATE = "2024-01-01T00:00:00Z"
 TAP = [str(ROOT / ".venv" / "bin" / "python"), "-m", "tap_klaviyo"]
 TARGET_BIN = ROOT / ".venv-target-duckdb" / "bin"
 SCHEMA = "klaviyo"
+# The database file is not named like the schema: duckdb names a database after its file, and
+# `klaviyo.receive` would then be ambiguous (database klaviyo or schema klaviyo?).
+DATABASE = "demo.duckdb"
+# One daily flow series holds up to 60 days, and the campaigns report covers the same: one request
+# each, where the default (a year) would be 7 flow series at 2 a minute.
+REPORT_DAYS = 60
+EXAMPLE_QUERY = ("select left(datetime, 7) as month, count(*) as received from klaviyo.receive "
+                 "group by month order by month desc limit 6")
 
 # target-duckdb as its console script runs it, with one change. It loads each batch with
 # `COPY table FROM 'batch.csv'` and does not say the file has no header line, so duckdb guesses: in
@@ -81,7 +96,7 @@ print(json.dumps(out))
 class Paths:
     def __init__(self, out):
         self.out = out
-        self.database = out / "klaviyo.duckdb"
+        self.database = out / DATABASE
         self.config = out / "config.json"
         self.catalog = out / "catalog.json"
         self.tap_output = out / "tap-output.jsonl"      # every line the tap wrote, as the target got it
@@ -89,13 +104,14 @@ class Paths:
         self.target_log = out / "target.log"
         self.target_states = out / "target-states.jsonl"
         self.state = out / "state.json"
+        self.expected = out / "sandbox-has-data.json"    # per stream: whether the sandbox holds rows for it
 
 
 def start_sandbox(paths, events):
     ready = paths.out / "sandbox.json"
     ready.unlink(missing_ok=True)
     process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "tests.sandbox", "--port", "0",
-                                "--events", str(events), "--lists", "6", "--segments", "4",
+                                "--events", str(events), "--lists", "6", "--segments", "4", "--report-events",
                                 "--ready-file", str(ready)], cwd=ROOT, stdout=subprocess.DEVNULL)
     for _ in range(300):
         if ready.exists() and ready.stat().st_size:
@@ -107,24 +123,41 @@ def start_sandbox(paths, events):
     sys.exit("demo: the sandbox did not start within 30 s")
 
 
-def slow_streams():
-    """Streams read through an endpoint Klaviyo allows only a few calls a minute (the reporting
-    API: 2 a minute). The tap honours that limit against the sandbox too, so with them the demo
-    would sit in rate-limit waits for minutes."""
+def sandbox_has_data(base_url, start, until):
+    """{stream: whether the sandbox account holds rows the tap should write for it}, from the
+    sandbox's own dump, for the streams whose source is plain to see there; a stream missing here
+    is not checked for emptiness."""
     sys.path.insert(0, str(ROOT))
-    from tap_klaviyo.ratelimit import RateLimiters
-    from tap_klaviyo.streams import STREAMS
-    limiters = RateLimiters()
-    return {stream.name for stream in STREAMS
-            if getattr(stream, "endpoint", None) and limiters[stream.endpoint].steady < 10}
+    from tap_klaviyo.streams import BY_NAME, CLASSIC, KLAVIYO_INTEGRATION
+    with urllib.request.urlopen(base_url + "/__sandbox/dump") as response:
+        dump = json.loads(response.read())
+    metrics = {m["id"]: m["attributes"] for m in dump["metrics"]}
+    timely = [e for e in dump["events"] if start <= e["timestamp"] < until]
+    has = {}
+    for stream in CLASSIC:
+        if stream.metric_names:
+            has[stream.name] = any(metrics[e["metric_id"]]["name"] in stream.metric_names
+                                   and metrics[e["metric_id"]]["integration"]["name"] == KLAVIYO_INTEGRATION
+                                   for e in timely)
+    has["lists"] = bool(dump["lists"] or dump["segments"])
+    has["global_exclusions"] = any(p["attributes"].get("email")
+                                   and p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"]
+                                   for p in dump["profiles"])
+    has["events"] = bool(timely)
+    # the sandbox was started with --report-events: its sends fall in the report window
+    has["campaign_values"] = has["flow_series"] = True
+    for name in BY_NAME:
+        if name not in has and isinstance(dump.get(name), list):
+            has[name] = bool(dump[name])
+    return has
 
 
-def select_streams(catalog, leave_out):
-    """Every stream of the discovered catalog, opt-in ones included, but those in leave_out."""
+def select_streams(catalog):
+    """Every stream of the discovered catalog, opt-in ones included."""
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] not in leave_out
+                item["metadata"]["selected"] = True
     return catalog
 
 
@@ -192,10 +225,12 @@ def table_contents(database, spec):
     return json.loads(done.stdout)
 
 
-def compare(streams, tables):
+def compare(streams, tables, has_data=None):
     """One report row per stream and the list of problems; a keyed table must hold exactly the keys
-    the tap wrote, once each (the target upserts by key); an unkeyed one every RECORD."""
+    the tap wrote, once each (the target upserts by key); an unkeyed one every RECORD; and a stream
+    the sandbox holds data for (has_data) must have rows."""
     rows, problems = [], []
+    has_data = has_data or {}
     for stream, seen in streams.items():
         table = tables.get(table_name(stream))
         expected = len(seen["distinct"]) if seen["keys"] else seen["records"]
@@ -212,7 +247,11 @@ def compare(streams, tables):
                 missing, extra = len(seen["distinct"] - keys), len(keys - seen["distinct"])
                 problem = (f"{stream}: {missing} keys the tap wrote are not in the table, "
                            f"{extra} keys in it the tap never wrote")
-        rows.append((stream, seen["records"], expected, held, "ok" if problem is None else "MISMATCH"))
+        verdict = "MISMATCH" if problem else "ok" if seen["records"] else "ok (empty)"
+        if problem is None and not seen["records"] and has_data.get(stream):
+            problem = f"{stream}: the sandbox holds data for it, but the tap wrote no row and the table is empty"
+            verdict = "EMPTY"
+        rows.append((stream, seen["records"], expected, held, verdict))
         if problem:
             problems.append(problem)
     if not streams:
@@ -225,7 +264,8 @@ def compare(streams, tables):
 def check(paths):
     streams = tap_counts(paths.tap_output)
     tables = table_contents(paths.database, {table_name(s): seen["keys"] for s, seen in streams.items()})
-    rows, problems = compare(streams, tables)
+    has_data = json.loads(paths.expected.read_text()) if paths.expected.exists() else {}
+    rows, problems = compare(streams, tables, has_data)
     print(f"\n{'stream':<26}{'tap records':>12}{'tap keys':>10}{'table rows':>12}")
     for stream, records, expected, held, verdict in rows:
         print(f"{stream:<26}{records:>12}{expected:>10}{held:>12}  {verdict}")
@@ -235,7 +275,26 @@ def check(paths):
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
         sys.exit(1)
-    print(f"\nevery table of {paths.database} (schema {SCHEMA}) holds exactly the rows the tap wrote")
+    print(f"\nevery table of {shown(paths.database)} (schema {SCHEMA}) holds exactly the rows the tap wrote, "
+          "and every stream the sandbox has data for has rows")
+
+
+def shown(path):
+    """A path as a person would type it from the repository's root."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def example_query(paths):
+    """Print a query a person can run next, and its answer."""
+    code = (f"import duckdb; duckdb.connect('{shown(paths.database)}', read_only=True)"
+            f".sql('{EXAMPLE_QUERY}').show()")
+    print(f"\nquery the tables (schema {SCHEMA}) with the target's duckdb, e.g.:\n\n"
+          f"    {shown(TARGET_BIN / 'python')} -c \"{code}\"\n")
+    done = subprocess.run([str(TARGET_BIN / "python"), "-c", code], cwd=ROOT, capture_output=True, text=True)
+    print(done.stdout.rstrip() if done.returncode == 0 else f"(the query failed: {done.stderr.strip()[-300:]})")
 
 
 def main():
@@ -244,7 +303,8 @@ def main():
     parser.add_argument("--out", type=Path, default=ROOT / "demo-output", help="where everything goes")
     parser.add_argument("--check", action="store_true", help="only re-check the tables of an earlier run")
     parser.add_argument("--all-streams", action="store_true",
-                        help="also the streams whose endpoint allows a few calls a minute (slow)")
+                        help="kept for older scripts: every stream is synced anyway, the report streams over "
+                             f"{REPORT_DAYS} days")
     args = parser.parse_args()
     paths = Paths(args.out.resolve())
     if args.check:
@@ -256,29 +316,29 @@ def main():
     paths.database.unlink(missing_ok=True)
     sandbox, info = start_sandbox(paths, args.events)
     try:
-        paths.config.write_text(json.dumps({"api_key": info["api_key"], "start_date": "2024-01-01T00:00:00Z",
-                                            "base_url": info["base_url"]}, indent=2))
+        paths.config.write_text(json.dumps({"api_key": info["api_key"], "start_date": START_DATE,
+                                            "base_url": info["base_url"], "report_days": REPORT_DAYS}, indent=2))
         print(f"sandbox on {info['base_url']} with {info['events']} events; config in {paths.config}")
         discovered = subprocess.run(TAP + ["--config", str(paths.config), "--discover"], cwd=ROOT,
                                     capture_output=True, text=True)
         if discovered.returncode:
             said = [line for line in discovered.stderr.splitlines() if "METRIC: " not in line]
             sys.exit("demo: discovery failed:\n" + "\n".join(said[-5:]))
-        leave_out = set() if args.all_streams else slow_streams()
-        catalog = select_streams(json.loads(discovered.stdout), leave_out)
+        catalog = select_streams(json.loads(discovered.stdout))
         paths.catalog.write_text(json.dumps(catalog, indent=2))
-        left_out = sorted(leave_out & {entry["tap_stream_id"] for entry in catalog["streams"]})
-        if left_out:
-            print(f"left out {', '.join(left_out)}: Klaviyo allows their endpoint a few calls a minute, "
-                  "which would hold the demo for minutes (--all-streams includes them)")
         started = time.monotonic()
+        sync_start = int(time.time())
         run_pipeline(paths)
+        has_data = sandbox_has_data(info["base_url"], calendar.timegm(time.strptime(START_DATE, "%Y-%m-%dT%H:%M:%SZ")),
+                                    sync_start)
+        paths.expected.write_text(json.dumps(has_data, indent=2))
         print(f"tap | target-duckdb in {time.monotonic() - started:.1f} s; the tap's output is in {paths.tap_output}")
     finally:
         sandbox.terminate()
         sandbox.wait()
     check(paths)
-    print(f"state for the next run: {paths.state}; logs: {paths.tap_log}, {paths.target_log}")
+    print(f"state for the next run: {shown(paths.state)}; logs: {shown(paths.tap_log)}, {shown(paths.target_log)}")
+    example_query(paths)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,15 @@
 
 Reads `openapi/stable.json` of each revision branch of a local clone of klaviyo/openapi and writes
 tests/sandbox/spec_rules.json: per operation the query parameters each revision accepts (with
-their enums and bounds), filter fields and operators, required filters, rate limits, scopes and,
-for the two report operations, the request-body rules. Consecutive revisions with identical rules
-are merged into one range so the file stays small and a diff shows what a revision changed.
+their enums and bounds), filter fields and operators, what a filter value must look like (from the
+spec's `x-klaviyo-filters`, 2026-04-15 on), required filters, rate limits, scopes and, for the two
+report operations, the request-body rules. Consecutive revisions with identical rules are merged
+into one range so the file stays small and a diff shows what a revision changed.
+
+Revision 2026-10-15 has no published branch. Its rules are the 2026-07-15 branch's, except for the
+omnichannel campaign operations it made GA: those are inferred from the `2026-07-15.pre` beta spec
+(`openapi/beta.json`, whose operations say they "will be released in GA in our 2026-10-15
+revision") and then corrected by what Klaviyo's 2026-10-15 reference pages verify (CORRECTIONS).
 
     .venv/bin/python scripts/extract_spec_rules.py                 # rewrite the committed file
     .venv/bin/python scripts/extract_spec_rules.py --output -      # print instead
@@ -26,8 +32,10 @@ DEFAULT_MIRROR = Path("/work/.mirror/klaviyo+openapi/repo")
 DEFAULT_OUTPUT = ROOT / "tests" / "sandbox" / "spec_rules.json"
 SPEC_FILE = "openapi/stable.json"
 
-# Revision -> branch holding its spec. Klaviyo has published no 2026-10-15 branch; the tap's
-# default revision behaves as 2026-07-15 (the newest published one).
+# Revision -> branch whose stable spec gives its rules. Klaviyo has published no 2026-10-15 branch:
+# its 2026-10-15 reference pages list every operation read here, except the campaign ones, as
+# unchanged from 2026-07-15 or changed only additively, so 2026-10-15 takes the 2026-07-15 branch's
+# rules for them (the campaign operations: OMNICHANNEL below).
 BRANCHES = {
     "2025-01-15": "2025-01-15",
     "2025-04-15": "2025-04-15",
@@ -49,6 +57,9 @@ OPERATIONS = (
     ("GET", "/api/profiles"),
     ("GET", "/api/campaigns"),
     ("GET", "/api/campaigns/{id}/campaign-messages"),
+    ("GET", "/api/campaign-messages"),
+    ("GET", "/api/campaign-messages/{id}/campaign-variations"),
+    ("GET", "/api/campaigns/{id}/campaign-audiences"),
     ("GET", "/api/flows"),
     ("GET", "/api/flows/{id}/flow-actions"),
     ("GET", "/api/flow-actions/{id}/flow-messages"),
@@ -58,6 +69,39 @@ OPERATIONS = (
     ("GET", "/api/segments/{id}/profiles"),
     ("POST", "/api/campaign-values-reports"),
     ("POST", "/api/flow-series-reports"),
+)
+
+# 2026-10-15 made the omnichannel Campaigns API GA (campaigns -> audiences -> messages ->
+# variations). No GA spec of it is published; the beta spec's operations are the best evidence, so
+# in 2026-10-15 these operations take the beta's rules (operation -> the beta's operationId, which
+# is checked) and are marked inferred in the file. Revisions whose stable spec lacks an operation
+# get an `absent` entry.
+OMNICHANNEL_REVISION = "2026-10-15"
+BETA_BRANCH = "2026-07-15.pre"
+BETA_FILE = "openapi/beta.json"
+OMNICHANNEL = {
+    ("GET", "/api/campaigns"): "get_campaigns_beta",
+    ("GET", "/api/campaign-messages"): "get_campaign_messages_beta",
+    ("GET", "/api/campaigns/{id}/campaign-messages"): "get_messages_for_campaign_beta",
+    ("GET", "/api/campaign-messages/{id}/campaign-variations"): "get_variations_for_campaign_message_beta",
+    ("GET", "/api/campaigns/{id}/campaign-audiences"): "get_campaign_audiences_for_campaign_beta",
+}
+
+# What Klaviyo's 2026-10-15 reference pages verify beyond the beta spec: values a parameter's enum
+# gains. (operation, parameter, values added, the reference page that lists them.) A correction
+# the beta already holds, or whose parameter the beta lacks, fails the extraction: revisit it then.
+_REFERENCE = "https://developers.klaviyo.com/en/reference/"
+_AB_TEST = ("definition.ab_test", "definition.ab_test.winner_metric", "definition.ab_test.winner_percentage",
+            "definition.ab_test.winner_wait_hours")
+CORRECTIONS = (
+    # the GA page's jsonApi include list: campaign-audiences, campaign-messages, tags
+    ("GET /api/campaigns", "include", ("tags",), _REFERENCE + "get_campaigns.md"),
+    # the GA campaign-message field list gains ab_test; it is the resource's one list, so every
+    # operation offering fields[campaign-message] takes it
+    ("GET /api/campaign-messages", "fields[campaign-message]", _AB_TEST, _REFERENCE + "get_campaign_messages.md"),
+    ("GET /api/campaigns", "fields[campaign-message]", _AB_TEST, _REFERENCE + "get_campaign_messages.md"),
+    ("GET /api/campaigns/{id}/campaign-messages", "fields[campaign-message]", _AB_TEST,
+     _REFERENCE + "get_campaign_messages.md"),
 )
 
 # Klaviyo's published tiers (burst per second, steady per minute); L's steady limit moved from
@@ -82,8 +126,8 @@ def git(mirror, *args):
     return subprocess.run(["git", "-C", str(mirror), *args], check=True, capture_output=True, text=True).stdout
 
 
-def load_spec(mirror, branch):
-    return json.loads(git(mirror, "show", f"{branch}:{SPEC_FILE}"))
+def load_spec(mirror, branch, path=SPEC_FILE):
+    return json.loads(git(mirror, "show", f"{branch}:{path}"))
 
 
 class Resolver:
@@ -132,6 +176,34 @@ def filter_fields(parameter):
             raise SpecError(f"unreadable filter entry {entry!r}")
         fields[entry_match.group(1)] = sorted(op.strip("` ") for op in entry_match.group(2).split(","))
     return fields
+
+
+def filter_values(operation, fields):
+    """The spec's x-klaviyo-filters (2026-04-15 on): per field, which operators take one value, a
+    list or none, and the value's type, format and enum. They must name the same fields and
+    operators as the parameter's prose, or the two sources disagree and the extraction stops."""
+    declared = operation.get("x-klaviyo-filters")
+    if not declared:
+        return None
+    values = {}
+    for name, entry in declared.items():
+        operators = {kind: sorted(names) for kind, names in sorted(entry.get("operators", {}).items())}
+        if set(operators) - {"single", "list", "none"}:
+            raise SpecError(f"{operation['operationId']}: unknown operator kinds for {name}: {sorted(operators)}")
+        union = sorted({op for names in operators.values() for op in names})
+        if union != fields.get(name):
+            raise SpecError(f"{operation['operationId']}: x-klaviyo-filters gives {name} {union}, the filter's "
+                            f"description {fields.get(name)}")
+        value = {key: entry["value"][key] for key in ("type", "format", "enum") if key in entry.get("value", {})}
+        if set(entry.get("value", {})) - {"type", "format", "enum"}:
+            raise SpecError(f"{operation['operationId']}: unreadable filter value for {name}: {entry['value']}")
+        if value.get("type") not in (None, "string", "boolean", "integer", "number"):
+            raise SpecError(f"{operation['operationId']}: filter value type {value['type']!r} for {name}")
+        values[name] = {"operators": operators, "value": value} if value else {"operators": operators}
+    if set(values) != set(fields):
+        raise SpecError(f"{operation['operationId']}: x-klaviyo-filters names {sorted(values)}, the filter's "
+                        f"description {sorted(fields)}")
+    return values
 
 
 def query_parameter(resolve, parameter):
@@ -275,6 +347,10 @@ def operation_rules(spec, method, path):
     for parameter in map(resolve, operation.get("parameters", [])):
         if parameter["in"] == "query":
             params[parameter["name"]] = query_parameter(resolve, parameter)
+    if "filter" in params:
+        values = filter_values(operation, params["filter"]["fields"])
+        if values is not None:
+            params["filter"]["values"] = values
     base, conditional = rate_limits(operation)
     rules = {
         "operation_id": operation["operationId"],
@@ -321,21 +397,69 @@ def merged(per_revision):
     return out
 
 
+def omnichannel_rules(beta, method, path, corrections):
+    """2026-10-15's rules of a campaign operation: the beta spec's, corrected, marked inferred."""
+    rules = operation_rules(beta, method, path)
+    expected = OMNICHANNEL[(method, path)]
+    if rules is None or rules["operation_id"] != expected:
+        raise SpecError(f"{BETA_BRANCH}:{BETA_FILE}: {method} {path} is not {expected}")
+    verified = {}
+    for parameter, added, page in corrections:
+        rule = rules["params"].get(parameter)
+        if rule is None or "enum" not in rule:
+            raise SpecError(f"{expected}: no {parameter} enum to correct")
+        already = sorted(set(added) & set(rule["enum"]))
+        if already:
+            raise SpecError(f"{expected}: {parameter} already allows {already}; drop the correction")
+        rule["enum"] = sorted(rule["enum"] + list(added))
+        verified[parameter] = {"added": list(added), "page": page}
+    rules["evidence"] = {"inferred_from": f"{BETA_BRANCH}:{BETA_FILE} {expected}"}
+    if verified:
+        rules["evidence"]["verified"] = verified
+    return rules
+
+
 def build(mirror):
     specs, commits = {}, {}
     for branch in dict.fromkeys(BRANCHES.values()):
         specs[branch] = load_spec(mirror, branch)
         commits[branch] = git(mirror, "rev-parse", branch).strip()
+    beta = load_spec(mirror, BETA_BRANCH, BETA_FILE)
+    beta_commit = git(mirror, "rev-parse", BETA_BRANCH).strip()
+    known = {f"{method} {path}" for method, path in OPERATIONS}
+    for operation, _parameter, _added, _page in CORRECTIONS:
+        if operation not in known or tuple(operation.split(" ", 1)) not in OMNICHANNEL:
+            raise SpecError(f"a correction for {operation}, which is not an omnichannel operation read here")
+    branches = {revision: {"branch": branch, "commit": commits[branch]} for revision, branch in BRANCHES.items()}
+    branches[OMNICHANNEL_REVISION]["note"] = (
+        f"no {OMNICHANNEL_REVISION} branch is published; Klaviyo's {OMNICHANNEL_REVISION} reference pages list "
+        f"these operations as unchanged or additive from {BRANCHES[OMNICHANNEL_REVISION]}, whose rules they take "
+        f"(all but the campaign operations: see omnichannel_campaigns)")
     provenance = {
-        "source": "github.com/klaviyo/openapi, " + SPEC_FILE + " of each revision branch",
+        "source": f"github.com/klaviyo/openapi, {SPEC_FILE} of each revision branch; {BETA_FILE} of "
+                  f"{BETA_BRANCH} for the campaign operations of {OMNICHANNEL_REVISION}",
         "generated_by": "scripts/extract_spec_rules.py",
-        "branches": {revision: {"branch": branch, "commit": commits[branch]} for revision, branch in BRANCHES.items()},
-        "note": "2026-10-15 has no published branch and is taken to equal 2026-07-15",
+        "branches": branches,
+        "omnichannel_campaigns": {
+            "revision": OMNICHANNEL_REVISION, "branch": BETA_BRANCH, "file": BETA_FILE, "commit": beta_commit,
+            "confidence": f"inferred: the beta spec, whose operations say they will be released in GA in the "
+                          f"{OMNICHANNEL_REVISION} revision; no GA spec of them is published",
+            "operations": {f"{method} {path}": operation_id for (method, path), operation_id in OMNICHANNEL.items()},
+            "corrections": [{"operation": operation, "parameter": parameter, "added": list(added),
+                             "verified_by": page} for operation, parameter, added, page in CORRECTIONS],
+        },
     }
     operations = {}
     for method, path in OPERATIONS:
-        per_revision = [(revision, operation_rules(specs[branch], method, path)) for revision, branch in BRANCHES.items()]
-        operations[f"{method} {path}"] = merged(per_revision)
+        key = f"{method} {path}"
+        per_revision = []
+        for revision, branch in BRANCHES.items():
+            if revision == OMNICHANNEL_REVISION and (method, path) in OMNICHANNEL:
+                corrections = [(p, added, page) for operation, p, added, page in CORRECTIONS if operation == key]
+                per_revision.append((revision, omnichannel_rules(beta, method, path, corrections)))
+            else:
+                per_revision.append((revision, operation_rules(specs[branch], method, path)))
+        operations[key] = merged(per_revision)
     return {"provenance": provenance, "revisions": list(BRANCHES), "enums": shared_enums(operations),
             "operations": operations}
 

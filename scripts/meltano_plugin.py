@@ -23,6 +23,8 @@ HEADER = """\
 #
 #   cd examples && meltano install && meltano run tap-klaviyo target-postgres
 #
+# Every plugin is declared whole (no `variant`), so `meltano install` needs the package index only,
+# not Meltano Hub.
 # Secrets go in the environment: TAP_KLAVIYO_API_KEY, TARGET_POSTGRES_PASSWORD.
 # The loader expects PostgreSQL on localhost:5432, a database named warehouse and a password for
 # the user postgres: on Debian `apt-get install postgresql`, `sudo -u postgres createdb warehouse`
@@ -30,10 +32,41 @@ HEADER = """\
 # `docker run -d -p 5432:5432 -e POSTGRES_PASSWORD=... -e POSTGRES_DB=warehouse postgres:16`.
 """
 
+def _setting(name, kind, description, **more):
+    return {"name": name, "kind": kind, **more, "description": description}
+
+
+# MeltanoLabs' target-postgres, declared whole (namespace, executable, capabilities, settings) rather
+# than by `variant`: a variant is looked up on Meltano Hub, so `meltano install` would need the
+# network beyond the package index. Its capabilities and the settings below are those its own
+# `target-postgres --about` lists for this version; the tests install and run it.
 LOADER = {
     "name": "target-postgres",
-    "variant": "meltanolabs",
+    "namespace": "target_postgres",
     "pip_url": "meltanolabs-target-postgres==0.8.1",
+    "executable": "target-postgres",
+    "capabilities": ["about", "stream-maps", "schema-flattening", "structured-logging", "validate-records",
+                     "activate-version", "target-schema", "hard-delete"],
+    "settings": [
+        _setting("host", "string", "PostgreSQL host"),
+        _setting("port", "integer", "PostgreSQL port", value=5432),
+        _setting("user", "string", "User name"),
+        _setting("password", "string", "Password", sensitive=True),
+        _setting("database", "string", "Database name"),
+        _setting("sqlalchemy_url", "string", "SQLAlchemy connection URL; overrides host, port, user, password "
+                 "and database", sensitive=True),
+        _setting("default_target_schema", "string", "Schema the tables go to"),
+        _setting("load_method", "string", "append-only, upsert or overwrite", value="append-only"),
+        _setting("use_copy", "boolean", "Load with COPY instead of INSERT", value=False),
+        _setting("batch_size_rows", "integer", "Maximum rows in one batch"),
+        _setting("add_record_metadata", "boolean", "Add _sdc_ metadata columns", value=True),
+        _setting("activate_version", "boolean", "Honour ACTIVATE_VERSION messages", value=True),
+        _setting("hard_delete", "boolean", "Delete rows an ACTIVATE_VERSION retires instead of marking them",
+                 value=False),
+        _setting("validate_records", "boolean", "Validate each record against its stream's schema", value=True),
+        _setting("ssl_enable", "boolean", "Verify the server's identity over TLS", value=False),
+        _setting("ssl_mode", "string", "libpq sslmode when ssl_enable is true", value="verify-full"),
+    ],
     "config": {
         "host": "localhost",
         "port": 5432,
@@ -54,6 +87,8 @@ def project():
     extractor["select"] = select
     return {
         "default_environment": "dev",
+        # no usage statistics sent: the project runs where only the package index is reachable
+        "send_anonymous_usage_stats": False,
         "environments": [{"name": "dev"}],
         "project_id": "tap-klaviyo-example",
         "plugins": {"extractors": [extractor], "loaders": [LOADER]},

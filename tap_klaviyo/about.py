@@ -16,10 +16,36 @@ DESCRIPTION = ("Singer tap for Klaviyo: the twelve classic tables (ten email-eve
                "campaigns, flows, templates, tags, memberships and performance reports")
 
 # Setting kinds in Meltano's words (its meltano.yml schema). A secret is a sensitive string:
-# Meltano deprecated `kind: password`.
-MELTANO_KINDS = {"string": "string", "integer": "integer", "number": "decimal", "boolean": "boolean",
+# Meltano deprecated `kind: password`. A number that may have a fraction is a string to Meltano:
+# Meltano (4.4) turns a `decimal` setting given as text (TAP_KLAVIYO_REQUEST_TIMEOUT=30, `meltano
+# config set`) into a Decimal that its writer of the tap's config file cannot serialize, and the run
+# fails before the tap starts; the tap reads numbers written as strings.
+MELTANO_KINDS = {"string": "string", "integer": "integer", "number": "string", "boolean": "boolean",
                  "date_iso8601": "date_iso8601", "array": "array"}
 PIP_URL_PLACEHOLDER = "git+https://github.com/<your-org>/tap-klaviyo.git"
+
+
+def _scopes(streams):
+    found = []
+    for stream in streams:
+        found.extend(scope for scope in stream.scopes if scope not in found)
+    return found
+
+
+def scopes_sentence():
+    """Every scope the streams need, from the streams table: the classic tables' first."""
+    classic = _scopes(s for s in STREAMS if s.classic)
+    more = [scope for scope in _scopes(STREAMS) if scope not in classic]
+    sentence = f"read-only scopes {', '.join(classic)} for the classic tables"
+    return sentence + (f"; the opt-in streams also need {', '.join(more)}" if more else "")
+
+
+def description(setting):
+    """A setting's description as --about and Meltano show it: the api_key's names the scopes of
+    every stream, taken from the streams table so that a stream added there is named here too."""
+    if setting.name == "api_key":
+        return f"Klaviyo private API key (pk_…); {scopes_sentence()}"
+    return setting.description
 
 
 def _json_schema(setting):
@@ -40,7 +66,7 @@ def about():
         "settings": {
             "type": "object",
             "properties": {
-                s.name: {**_json_schema(s), "default": s.default, "description": s.description, "secret": s.secret}
+                s.name: {**_json_schema(s), "default": s.default, "description": description(s), "secret": s.secret}
                 for s in SETTINGS
             },
             "required": [s.name for s in SETTINGS if s.required],
@@ -57,7 +83,7 @@ def meltano_extractor(pip_url=PIP_URL_PLACEHOLDER):
             entry["value"] = s.default
         if s.secret:
             entry["sensitive"] = True
-        entry["description"] = s.description
+        entry["description"] = description(s)
         settings.append(entry)
     return {
         "name": "tap-klaviyo",

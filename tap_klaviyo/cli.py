@@ -79,8 +79,10 @@ def run(argv=None):
         catalog = discovery.discover()
         from .streams import BY_NAME
         from .tasks.events import list_metrics
-        # one cheap request per scope: a wrong key fails here, a missing scope warns per stream;
-        # metrics' is the list itself, noted in the classic tables' entries
+        # one cheap request per scope: a wrong key (or a key that can read none of the classic tables)
+        # fails here, a missing scope warns once naming its streams, and a probe that fails otherwise
+        # warns without stopping discovery; metrics' is the list itself, noted in the classic tables'
+        # entries
         _, listed = discovery.check_access(KlaviyoClient(config), [BY_NAME[e["tap_stream_id"]] for e in catalog["streams"]],
                                            {"metrics:read": list_metrics})
         if "metrics:read" in listed:

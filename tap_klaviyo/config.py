@@ -1,6 +1,7 @@
 """Settings: one table that the config loader, `--about` and the docs all read."""
 import ipaddress
 import json
+import logging
 from urllib.parse import urlsplit
 
 import msgspec
@@ -8,7 +9,8 @@ import msgspec
 from . import revisions, timeutil
 from .errors import ConfigError, register_secret
 
-DEFAULT_REVISION = revisions.NEWEST
+DEFAULT_REVISION = revisions.DEFAULT
+LOGGER = logging.getLogger("tap_klaviyo")
 
 
 class Setting(msgspec.Struct, frozen=True):
@@ -27,7 +29,8 @@ SETTINGS = (
             "profiles, lists, segments", required=True, secret=True),
     Setting("start_date", "date_iso8601", None, "Earliest event time to extract on a first sync, "
             "e.g. 2024-01-01T00:00:00Z; a bare date is midnight UTC", required=True),
-    Setting("revision", "string", DEFAULT_REVISION, "Klaviyo API revision header"),
+    Setting("revision", "string", DEFAULT_REVISION, "Klaviyo API revision header: a GA revision the tap "
+            f"supports ({revisions.SUPPORTED[0]} to {revisions.NEWEST}); beta revisions (.pre) are refused"),
     Setting("base_url", "string", "https://a.klaviyo.com", "API root; plain http only for loopback "
             "(the local sandbox)"),
     Setting("user_agent", "string", None, "User-Agent header to send; unset sends tap-klaviyo/<version>"),
@@ -154,11 +157,61 @@ def _check_base_url(url):
     return url.rstrip("/")
 
 
+# Settings of earlier versions that the tap no longer reads: what became of each.
+RETIRED = {
+    "window_days": "a setting of earlier versions, no longer read (the tap sizes its requests from the data, see docs/planning.md)",
+}
+
+
+def _edits(a, b):
+    """Edits (insert, delete, substitute, or swap two neighbours) that turn a into b: the optimal
+    string alignment distance, so `base_ulr` is one edit from `base_url`."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        current = [i]
+        for j, y in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def near_setting(key):
+    """The setting a mistyped key most likely meant: one edit away (two for names of ten
+    characters or more, where two slips are as likely as one in a short name); else None."""
+    found = [(_edits(key.lower(), s.name), s.name) for s in SETTINGS]
+    distance, name = min(found)
+    return name if distance <= (2 if len(name) >= 10 else 1) else None
+
+
+def _warn_unknown_keys(raw):
+    """One WARNING per key the tap does not read. Hosts (Meltano, Stitch) pass keys of their own,
+    so an unknown key is not an error; but a typo (`base_ulr`) would otherwise go unnoticed while
+    the setting it meant keeps its default."""
+    known = {s.name for s in SETTINGS}
+    for key in raw:
+        if key in known:
+            continue
+        if key in RETIRED:
+            LOGGER.warning("config key %r is ignored: %s; remove it from the config", key, RETIRED[key])
+            continue
+        near = near_setting(key) if isinstance(key, str) else None
+        if near:
+            LOGGER.warning("config key %r is not a setting of this tap and is ignored; did you mean %r? "
+                           "(`tap-klaviyo --about` lists the settings)", key, near)
+        else:
+            LOGGER.warning("config key %r is not a setting of this tap and is ignored "
+                           "(`tap-klaviyo --about` lists the settings)", key)
+
+
 def load_config(raw):
-    """Validate a parsed config object into a Config; unknown keys are ignored."""
+    """Validate a parsed config object into a Config; unknown keys are accepted, with a warning."""
     if not isinstance(raw, dict):
         raise ConfigError("config must be a JSON object with api_key and start_date "
                           "(see sample_config.json)")
+    _warn_unknown_keys(raw)
     values = {}
     for setting in SETTINGS:
         value = raw.get(setting.name)
@@ -174,9 +227,8 @@ def load_config(raw):
                 value = timeutil.parse_instant(value)
             elif setting.name == "base_url":
                 value = _check_base_url(value)
-            elif setting.name == "revision" and not revisions.is_supported(value):
-                raise ValueError(f"the tap supports revisions {', '.join(revisions.SUPPORTED)} "
-                                 "(a beta ending in .pre of one of them is allowed too)")
+            elif setting.name == "revision":
+                revisions.check(value)
         except ValueError as exc:
             shown = "[redacted]" if setting.secret else repr(raw.get(setting.name))
             raise ConfigError(f"config {setting.name!r} = {shown} is invalid: {exc}") from None

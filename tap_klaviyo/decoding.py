@@ -146,9 +146,10 @@ class _Helper:
         self._results = os.fdopen(results_in, "rb")
 
     def forget(self):
-        """In a later helper: let go of this one's pipes, which fork copied."""
-        os.close(self._jobs.fileno())
-        os.close(self._results.fileno())
+        """In a later helper: let go of this one's pipes, which fork copied (closing the file
+        objects, not only their descriptors, so none is left to close a reused number later)."""
+        self._jobs.close()
+        self._results.close()
 
     def run(self, body, shape, mapping):
         try:
@@ -203,8 +204,12 @@ def _serve(jobs_fd, results_fd):
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
-    jobs = os.fdopen(jobs_fd, "rb")
-    results = os.fdopen(results_fd, "wb", buffering=0)
+    # closed on the way out: an unclosed file is a ResourceWarning on the tap's stderr
+    with os.fdopen(jobs_fd, "rb") as jobs, os.fdopen(results_fd, "wb", buffering=0) as results:
+        _answer(jobs, results)
+
+
+def _answer(jobs, results):
     while True:
         head = jobs.read(_SIZES.size)
         if len(head) != _SIZES.size:

@@ -82,8 +82,41 @@ def _is_selected(entry):
     return (entry.get("schema") or {}).get("selected") is True
 
 
+_MAKE_ONE = "run `tap-klaviyo --config CONFIG --discover > catalog.json` for a catalog this tap reads"
+
+
+def _foreign(catalog, source):
+    """One line for a catalog in another tool's format, or None when it is not one that is known."""
+    entries = catalog.get("streams") if isinstance(catalog, dict) else None
+    first = next((e for e in entries or () if isinstance(e, dict)), None)
+    if first is None:
+        return None
+    if isinstance(first.get("stream"), dict) and ("sync_mode" in first or "destination_sync_mode" in first):
+        return (f"{source} is an Airbyte configured catalog (each entry a 'stream' object with 'sync_mode'), "
+                f"not a Singer catalog; {_MAKE_ONE}, then select streams in it")
+    if (isinstance(first.get("stream"), dict) and "json_schema" in first["stream"]) or "json_schema" in first:
+        return (f"{source} is an Airbyte catalog (streams with 'json_schema'), not a Singer catalog; "
+                f"{_MAKE_ONE}, then select streams in it")
+    return None
+
+
+def _stream_name(entry, source):
+    """The stream an entry names (tap_stream_id, else stream), or one clear line."""
+    name = entry.get("tap_stream_id") or entry.get("stream")
+    if not isinstance(name, str):
+        field = "tap_stream_id" if entry.get("tap_stream_id") else "stream"
+        shown = json.dumps(name)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ConfigError(f"{source} has a stream entry whose {field!r} is a {type(name).__name__} ({shown}), "
+                          f"not a stream name: it is not a Singer catalog of this tap; {_MAKE_ONE}")
+    return name
+
+
 def selected_streams(catalog, source="catalog"):
     """The streams a catalog selects, in the tap's own order; bad catalogs raise one clear line."""
+    foreign = _foreign(catalog, source)
+    if foreign:
+        raise ConfigError(foreign)
     if not isinstance(catalog, dict) or not isinstance(catalog.get("streams"), list):
         raise ConfigError(f"{source} must be a JSON object with a 'streams' list; run "
                           "`tap-klaviyo --config CONFIG --discover > catalog.json` to make one")
@@ -91,7 +124,7 @@ def selected_streams(catalog, source="catalog"):
     for entry in catalog["streams"]:
         if not isinstance(entry, dict):
             raise ConfigError(f"{source} has a stream entry that is not an object: {entry!r}")
-        name = entry.get("tap_stream_id") or entry.get("stream")
+        name = _stream_name(entry, source)
         if name not in BY_NAME:
             raise ConfigError(f"{source} names stream {name!r}, which this tap does not have (it has "
                               f"{', '.join(BY_NAME)}); run --discover for a fresh catalog")
@@ -100,19 +133,18 @@ def selected_streams(catalog, source="catalog"):
     return [stream for stream in STREAMS if stream.name in chosen]
 
 
-def selected_columns(catalog):
+def selected_columns(catalog, source="catalog"):
     """{stream name: the set of columns the catalog selects, or None for all} for the opt-in
     streams it names. A column counts as selected unless its metadata says "selected": false (or
-    "selected-by-default": false without a "selected"); fixed columns always are. Call after
-    selected_streams, which checks the catalog's shape."""
+    "selected-by-default": false without a "selected"); fixed columns always are. A selected
+    stream's breadcrumbs naming a column the stream does not have are ignored, with one warning per
+    stream. Call after selected_streams, which checks the catalog's shape."""
     chosen = {}
     for entry in catalog["streams"]:
         stream = BY_NAME[entry.get("tap_stream_id") or entry.get("stream")]
-        if stream.classic:
-            continue
         columns = set(schema(stream)["properties"])
         fixed = _fixed_columns(stream)
-        dropped = set()
+        dropped, unknown = set(), []
         for item in entry.get("metadata") or ():
             breadcrumb = item.get("breadcrumb") if isinstance(item, dict) else None
             meta = item.get("metadata") if isinstance(item, dict) else None
@@ -120,10 +152,19 @@ def selected_columns(catalog):
                     and isinstance(meta, dict)):
                 continue
             column = breadcrumb[1]
-            if column in columns and column not in fixed and \
-                    meta.get("selected", meta.get("selected-by-default", True)) is False:
+            if not isinstance(column, str) or column not in columns:
+                if column not in unknown:
+                    unknown.append(column)
+            elif column not in fixed and meta.get("selected", meta.get("selected-by-default", True)) is False:
                 dropped.add(column)
-        chosen[stream.name] = columns - dropped if dropped else None
+        if unknown and _is_selected(entry):
+            shown = ", ".join(repr(c) if isinstance(c, str) else json.dumps(c) for c in unknown[:8])
+            more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
+            LOGGER.warning("%s stream %s: metadata names column%s %s%s, which the stream does not have; ignored "
+                           "(a catalog of another tap or version? run --discover for a fresh catalog)", source,
+                           stream.name, "s" if len(unknown) > 1 else "", shown, more)
+        if not stream.classic:
+            chosen[stream.name] = columns - dropped if dropped else None
     return chosen
 
 
@@ -178,6 +219,10 @@ _SCOPE_OF_COLLECTION = {
     "flow-actions": "flows:read", "templates": "templates:read", "tags": "tags:read",
     "campaign-values-reports": "campaigns:read", "flow-series-reports": "flows:read",
 }
+# a list's or segment's members need two scopes: a 403 there whose detail names neither may mean either
+_MEMBERS_PATH = re.compile(r"^/api/(lists|segments)/[^/]+/profiles/?$")
+# answers that concern every request, not one endpoint: the key (401) and the revision (410)
+_FATAL_STATUSES = (401, 410)
 
 
 def _probe(scope, revision):
@@ -191,6 +236,9 @@ def _probe(scope, revision):
         return "events", "/api/events", {"fields[event]": "timestamp", **smallest("events"),
                                          "filter": "less-than(datetime,2000-01-01T00:00:00Z)"}
     if scope == "campaigns:read":
+        if revisions.base(revision) >= revisions.OMNICHANNEL_CAMPAIGNS:
+            # omnichannel campaigns: no channel filter (none is required), no `name` attribute
+            return "campaigns", "/api/campaigns", {"fields[campaign]": "created_at", **smallest("campaigns")}
         return "campaigns", "/api/campaigns", {"filter": "equals(messages.channel,'email')",
                                                "fields[campaign]": "name", **smallest("campaigns")}
     collection = scope.split(":")[0]
@@ -200,44 +248,98 @@ def _probe(scope, revision):
     return collection, f"/api/{collection}", {f"fields[{kind}]": field, **smallest(collection)}
 
 
+def _streams_phrase(names):
+    return f"stream{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def _answer(exc, path):
+    """What a failed probe got, as 'GET /api/x: ...' (status and Klaviyo's detail where it answered)."""
+    from .client import RefusedError
+    if isinstance(exc, RefusedError):
+        return f"GET {exc.path or path}: {exc.status} ({exc.detail})"
+    text = str(exc)
+    return text if text.startswith(("GET /", "POST /")) else f"GET {path}: {text}"
+
+
 def check_access(client, streams, listings=None):
-    """({scope: "ok" | "missing"} for every scope the streams need, {scope: listed}): one cheap
-    request per scope, or for a scope in listings ({scope: function(client)}) that listing, whose
-    answer is kept as listed. A WARNING names each stream a missing scope will fail. A 401 (wrong
-    key) still ends the run."""
+    """({scope: "ok" | "missing" | "unchecked"} for every scope the streams need, {scope: listed}):
+    one cheap request per scope, or for a scope in listings ({scope: function(client)}) that
+    listing, whose answer is kept as listed.
+
+    A 403 makes the scope missing: one WARNING names it and every stream it disables. Any other
+    failure of a probe (a 400, a 404, a 5xx or a gateway page after the client's retries, a 200
+    that is no JSON:API document) leaves it unchecked: one WARNING names the scope, the request and
+    the answer, and discovery goes on. What concerns every request ends the run: a 401 (the key),
+    a 410 (the revision), and the first two probes both failing without a 4xx (Klaviyo unreachable
+    or down, base_url or TLS wrong; the first one's line). So does a key that lacks a scope of each
+    classic table among streams (the tables discovery selects): one line naming the scopes to grant,
+    and no warnings."""
     from .client import RefusedError     # discovery also serves catalog reading, which needs no HTTP
+    from .errors import ApiError, redact
     needed = {}
     for stream in streams:
         for scope in stream.scopes:
             needed.setdefault(scope, []).append(stream.name)
-    access, listed = {}, {}
-    for scope, names in needed.items():
+    access, listed, failures = {}, {}, {}
+    answered, unanswered = False, None      # whether Klaviyo answered a probe; the first failure before it did
+    for scope in needed:
         family, path, params = _probe(scope, client.config.revision)
         try:
             if scope in (listings or {}):
                 listed[scope] = listings[scope](client)
             else:
                 client.get(family, client.url(path), params)
-            access[scope] = "ok"
+            access[scope], answered = "ok", True
         except RefusedError as exc:
-            if exc.status != 403:
+            if exc.status in _FATAL_STATUSES:
                 raise
-            access[scope] = "missing"
-            for name in names:
-                LOGGER.warning("stream %s will fail: the API key lacks scope %s (403 on %s); give the key "
-                               "that read access in Klaviyo or leave the stream unselected", name, scope,
-                               exc.path or path)
+            answered = True
+            access[scope], failures[scope] = ("missing" if exc.status == 403 else "unchecked"), (exc, path)
+        except ApiError as exc:     # no answer, or none usable, after the client's retries
+            if not answered:
+                if unanswered is not None:
+                    raise unanswered from None
+                unanswered = exc
+            access[scope], failures[scope] = "unchecked", (exc, path)
+
+    missing = [scope for scope in needed if access[scope] == "missing"]
+    classic = [stream for stream in streams if stream.classic]
+    if classic and all(any(access[scope] == "missing" for scope in stream.scopes) for stream in classic):
+        grant = [scope for scope in missing if any(scope in stream.scopes for stream in classic)]
+        others = [scope for scope in missing if scope not in grant]
+        raise ApiError(f"the API key can read none of the classic tables discovery selects: it lacks scope"
+                       f"{'s' if len(grant) > 1 else ''} {', '.join(grant)} (a 403 on each); grant the key "
+                       f"{'these' if len(grant) > 1 else 'this'} read access in Klaviyo"
+                       + (f" (the opt-in streams also need {', '.join(others)})" if others else ""))
+    for scope, (exc, path) in failures.items():
+        names = needed[scope]
+        if access[scope] == "missing":
+            LOGGER.warning("the API key lacks scope %s (403 on %s): %s will fail; give the key that read "
+                           "access in Klaviyo or leave %s unselected", scope, exc.path or path,
+                           _streams_phrase(names), "them" if len(names) > 1 else "it")
+        else:
+            LOGGER.warning("could not check scope %s: %s; discovery goes on (%s may fail if selected)",
+                           scope, redact(_answer(exc, path)), _streams_phrase(names))
     return access, listed
 
 
 def scope_failure(error, streams):
     """One line for a sync's 403: which selected streams need which scope the key lacks."""
     found = re.search(r"\b([a-z][a-z_-]*:(?:read|write))\b", error.detail or "")
+    members = _MEMBERS_PATH.match(error.path or "")
+    if not found and members:
+        # the members endpoints need the group's scope and profiles:read: either may be the one lacking
+        scopes = (f"{members.group(1)}:read", "profiles:read")
+        names = [stream.name for stream in streams if set(scopes) <= set(stream.scopes)]
+        if names:
+            return (f"{_streams_phrase(names)} need{'' if len(names) > 1 else 's'} scopes {scopes[0]} and "
+                    f"{scopes[1]}, and the API key lacks one of them (403 on {error.path}: {error.detail}); give "
+                    "the key both read accesses in Klaviyo, or leave the stream unselected")
     collection = (error.path or "").strip("/").split("/")[1:2]
     scope = found.group(1) if found else _SCOPE_OF_COLLECTION.get(collection[0] if collection else None)
     names = [stream.name for stream in streams if scope in stream.scopes]
     if not scope or not names:
         return str(error)
-    return (f"stream{'s' if len(names) > 1 else ''} {', '.join(names)} need{'' if len(names) > 1 else 's'} "
+    return (f"{_streams_phrase(names)} need{'' if len(names) > 1 else 's'} "
             f"scope {scope}, which the API key lacks (403 on {error.path}: {error.detail}); give the key "
             "that read access in Klaviyo, or leave the stream unselected")

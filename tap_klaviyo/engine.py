@@ -23,7 +23,7 @@ from . import state as bookmarks
 from .decoding import Decoders
 from . import timeutil
 from .discovery import schema
-from .streams import BY_NAME
+from .streams import STREAMS, at_revision, available
 
 LOGGER = logging.getLogger("tap_klaviyo")
 PROGRESS_SECONDS = 5.0
@@ -244,12 +244,18 @@ class SyncContext:
         self.client = client
         self.state = state
         self.started = started
+        # every stream's row as the configured revision has it (see streams.Stream.revised)
+        self.rows = {stream.name: at_revision(stream, config.revision) for stream in STREAMS}
         self.selected = {stream.name for stream in streams}
-        self.needed = set(self.selected)        # selected streams and the parents they are read under
+        self.needed = set()                     # selected streams and the parents they are read under
         for stream in streams:
+            stream = self.rows[stream.name]
+            if not available(stream, config.revision):
+                continue
+            self.needed.add(stream.name)
             while stream.parent:
                 self.needed.add(stream.parent)
-                stream = BY_NAME[stream.parent]
+                stream = self.rows[stream.parent]
         self.columns = columns or {}            # stream name -> selected columns (None: all)
         self.catalog_metrics = catalog_metrics or {}    # classic table -> [(metric id, name)] discovery noted
         self.watermarks = {}
@@ -371,6 +377,7 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
     pool = Pool(client, config)
     pending = 0
     for stream in streams:
+        stream = context.rows[stream.name]
         for task, rank in planners[stream.family](stream, context):
             pool.submit(task, rank)
             pending += 1

@@ -26,6 +26,7 @@ FAMILY_TIERS = {
     "profiles": "L",
     "campaigns": "M",
     "campaign_messages": "M",
+    "campaign_message_list": "M",
     "flows": "S",
     "flow_actions": "S",
     "flow_messages": "S",
@@ -48,6 +49,7 @@ FAMILY_NAMES = {
     "list_profiles": "list members",
     "segment_profiles": "segment members",
     "profiles_predictive": "profiles with predictive analytics",
+    "campaign_message_list": "campaign messages",
     "campaign_values": "campaign values reports",
     "flow_series": "flow series reports",
 }

@@ -1,14 +1,26 @@
 """The API revisions the tap supports, and what Klaviyo's published spec allows in each of them.
 
-Every fact here was read from the spec's branch of that revision (klaviyo/openapi, one branch per
-revision; 2026-10-15 publishes the same as 2026-07-15 for these endpoints). A revision is served
-for two years after its date, so the oldest one listed is the oldest Klaviyo still answers; drop a
-revision here when it retires and add each new one once its spec has been read.
+Sources, per revision (docs/revisions.md has the table):
+- 2025-01-15 .. 2026-07-15: the spec branch of that revision (klaviyo/openapi, openapi/stable.json).
+- 2026-10-15, which has no published branch: the campaign endpoints from Klaviyo's 2026-10-15
+  reference pages (https://developers.klaviyo.com/en/reference/get_campaigns.md,
+  .../get_campaign_messages.md: endpoints, fields, includes, scopes, limits) and, where those pages
+  are silent, the beta spec 2026-07-15.pre (openapi/beta.json), whose omnichannel operations say
+  they become GA in 2026-10-15 -- INFERRED: filters, sorts, page sizes; every other endpoint the tap
+  reads from the 2026-07-15 branch, which those reference pages show unchanged or only added to.
+A revision is served for two years after its date, so the oldest one listed is the oldest Klaviyo
+still answers; drop a revision here when it retires and add each new one once its sources are read.
 """
 
 SUPPORTED = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",
              "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 NEWEST = SUPPORTED[-1]
+# The revision sent when config names none: the newest whose every request the tap sends is known
+# from a published GA spec branch (2026-10-15 has none yet: docs/revisions.md).
+DEFAULT = "2026-07-15"
+# From this revision campaigns are omnichannel (campaigns -> audiences -> messages -> variations):
+# no `messages.channel` filter, attributes under `definition`, a flat /api/campaign-messages.
+OMNICHANNEL_CAMPAIGNS = "2026-10-15"
 
 # endpoint -> ((first revision with page[size], its maximum), ...), latest first. An endpoint
 # absent here, or a revision before its first entry, has no page[size]: sending it is a 400.
@@ -17,8 +29,10 @@ _PAGE_SIZES = {
     "profiles": (("2025-01-15", 100),),
     "lists": (("2026-04-15", 10),),
     "segments": (("2026-04-15", 10),),
-    "campaigns": (("2026-04-15", 100),),
+    "campaigns": (("2026-04-15", 100),),      # 2026-10-15: 100 in the beta spec (inferred)
     "campaign_messages": (),
+    # 2026-10-15's flat message list: from the beta spec 2026-07-15.pre (inferred; see docs/revisions.md)
+    "campaign_message_list": (("2026-10-15", 100),),
     "flows": (("2025-01-15", 50),),
     "flow_actions": (("2025-01-15", 50),),
     "flow_messages": (("2025-01-15", 50),),
@@ -57,12 +71,28 @@ _REPORT_GROUP_BY_SINCE = "2025-10-15"
 
 
 def base(revision):
-    """The stable revision a header names: a beta ('2026-04-15.pre') has its base's parameters."""
+    """The GA revision a header names (config refuses betas, see check)."""
     return revision[:-4] if revision.endswith(".pre") else revision
 
 
 def is_supported(revision):
-    return base(revision) in SUPPORTED
+    return revision in SUPPORTED
+
+
+def check(revision):
+    """Raise ValueError, in words for the user, unless revision is one the tap reads.
+
+    Betas ('2026-07-15.pre') are refused: Klaviyo's beta specs replace endpoints the tap reads
+    (campaigns under 2026-04-15.pre and 2026-07-15.pre have the omnichannel shape, flow actions
+    and messages under 2025-04-15.pre and 2025-07-15.pre the 2025-10-15 one), so a base-revision
+    request sent under a beta header is a 400 there."""
+    if revision.endswith(".pre") and base(revision) in SUPPORTED:
+        newer = [r for r in SUPPORTED if r > base(revision)]
+        raise ValueError(f"{revision} is a beta revision, whose endpoints differ from the GA ones the tap reads; "
+                         f"set revision to a GA revision: {DEFAULT} (the default, or remove the setting)"
+                         + (f", or {newer[-1]}" if newer and newer[-1] != DEFAULT else ""))
+    if revision not in SUPPORTED:
+        raise ValueError(f"the tap supports revisions {', '.join(SUPPORTED)}")
 
 
 def in_force(table, revision):

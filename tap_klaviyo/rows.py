@@ -247,6 +247,24 @@ def resource_row(resource, parent_column=None, parent_id=None, columns=None):
     return row
 
 
+def shaped_row(resource, shape, parent_column=None, parent_id=None, columns=None):
+    """A JSON:API resource as a row of a stream whose columns are not its attributes one for one:
+    shape is (column, attribute path) pairs ("definition.name"); a missing value is null.
+    columns, when given, are the columns the row carries (the catalog's selection)."""
+    row = {"id": resource.get("id")}
+    if parent_column:
+        row[parent_column] = parent_id
+    attributes = resource.get("attributes") or {}
+    for column, path in shape:
+        if columns is not None and column not in columns:
+            continue
+        value = attributes
+        for name in path.split("."):
+            value = value.get(name) if isinstance(value, dict) else None
+        row.setdefault(column, value)
+    return row
+
+
 def member_row(profile, group_column, group_id):
     return {group_column: group_id, "profile_id": profile.get("id"),
             "joined_group_at": (profile.get("attributes") or {}).get("joined_group_at")}

@@ -30,20 +30,48 @@ def read(path):
     return validate(read_json_file(path, "state"), f"state file {path}")
 
 
+# Top-level keys of a Singer state this tap reads or knows (currently_syncing: other taps' way of
+# saying where a run stopped; this tap does not need it, and keeps it).
+KNOWN_KEYS = ("bookmarks", "currently_syncing")
+
+
 def _unwrap(raw, source):
-    """The value of a whole STATE message ({"type": "STATE", "value": ...}), the shape that
-    `grep STATE | tail -1 > state.json` saves. Taken as the state, it lost every bookmark and the
-    STATE written next nested it once more, each run."""
-    depth = 0
-    while isinstance(raw, dict) and raw.get("type") == "STATE" and "value" in raw:
-        raw, depth = raw["value"], depth + 1
-    if depth:
-        nested = f", nested {depth} deep" if depth > 1 else ""
+    """The state inside the envelopes that tools save around it: a whole STATE message
+    ({"type": "STATE", "value": ...}), the shape that `grep STATE | tail -1 > state.json` saves, and
+    Meltano's {"singer_state": ...}, the shape `meltano state get` prints. Taken as the state, either
+    lost every bookmark (a full re-read from start_date) and the STATE written next nested it once
+    more, each run."""
+    messages = meltano = 0
+    while isinstance(raw, dict):
+        if raw.get("type") == "STATE" and "value" in raw:
+            raw, messages = raw["value"], messages + 1
+        elif "singer_state" in raw and "bookmarks" not in raw:
+            raw, meltano = raw["singer_state"], meltano + 1
+        else:
+            break
+    if messages:
+        nested = f", nested {messages} deep" if messages > 1 else ""
         LOGGER.warning("%s holds a whole Singer STATE message ({\"type\": \"STATE\", \"value\": ...}%s); "
                        "using its value, bookmarks included. To save only the value: "
                        "`grep '\"type\":\"STATE\"' tap-output | tail -1 | jq -c .value > state.json`",
                        source, nested)
+    if meltano:
+        LOGGER.warning("%s holds a state as Meltano prints it ({\"singer_state\": ...}, from `meltano state "
+                       "get`); using its singer_state, bookmarks included. To save only the tap's state: "
+                       "`meltano state get STATE_ID | jq -c .singer_state > state.json`", source)
     return raw
+
+
+def _warn_unknown_shape(state, source):
+    """A state object none of whose top-level keys this tap knows is read as no bookmarks at all:
+    every stream starts again at start_date. Most likely another tool's wrapper or a hand-made
+    file; say so instead of re-reading the account in silence."""
+    if state and not any(key in state for key in KNOWN_KEYS):
+        shown = ", ".join(repr(key) for key in list(state)[:5]) + (", ..." if len(state) > 5 else "")
+        LOGGER.warning("%s has no 'bookmarks' (its top-level keys: %s), so every stream starts at start_date; "
+                       "a state this tap reads looks like {\"bookmarks\": {\"receive\": {\"since\": "
+                       "\"2024-01-01T00:00:00Z\"}}}, the value of the last STATE message the tap wrote",
+                       source, shown)
 
 
 def validate(raw, source="state"):
@@ -55,6 +83,7 @@ def validate(raw, source="state"):
         raise ConfigError(f"{source} must be a JSON object like {{\"bookmarks\": {{\"receive\": "
                           f"{{\"since\": \"2024-01-01T00:00:00Z\"}}}}}}, got {type(raw).__name__}")
     state = copy.deepcopy(raw)
+    _warn_unknown_shape(state, source)
     bookmarks = state.get("bookmarks")
     if bookmarks is None:
         return state

@@ -6,6 +6,8 @@ modules is shared; adding a metric-event table or one more JSON:API collection i
 """
 import msgspec
 
+from .revisions import OMNICHANNEL_CAMPAIGNS as OMNICHANNEL
+
 # task families (tap_klaviyo/tasks/ has one module per family)
 CLASSIC_EVENT = "classic_event"     # one classic metric table: events of named Klaviyo metrics
 EVENTS = "events"                   # every event of every metric, API-shaped
@@ -39,12 +41,38 @@ class Stream(msgspec.Struct, frozen=True):
     parent_column: str | None = None        # ... the row column carrying that id
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     additional_fields: tuple = ()           # attributes sent only when asked for (additional-fields[type])
+    cheapest: str | None = None             # collections: a small attribute, asked for when only ids are wanted
+    columns: tuple = ()                     # collections: (column, attribute path) pairs where a row is not the
+                                            # resource's attributes one for one; columns missing here stay null
+    include: str | None = None              # collections read from their parent's pages, no request of their
+                                            # own: the relationship the parent's request includes
+    parent_relationship: str | None = None  # a root collection's relationship naming each row's parent (the
+                                            # request includes it, so that its data is there)
+    since: str | None = None                # the first revision that has the stream (before it: no rows)
+    revised: tuple = ()                     # (first revision, ((field, value), ...)) changes, latest first
 
     def metrics_in(self, metrics):
         """(id, name) of the account's metrics, given as (id, name, integration name), whose events
         this classic table holds: Klaviyo's own metrics of its names."""
         return [(metric_id, name) for metric_id, name, integration in metrics
                 if integration == KLAVIYO_INTEGRATION and name in self.metric_names]
+
+
+def revised(since, **changes):
+    """What a stream's row becomes from revision `since` on (an entry of Stream.revised)."""
+    return since, tuple(changes.items())
+
+
+def at_revision(stream, revision):
+    """The stream's row as it reads revision (a GA revision, see revisions.check)."""
+    for since, changes in stream.revised:
+        if revision >= since:
+            return msgspec.structs.replace(stream, **dict(changes))
+    return stream
+
+
+def available(stream, revision):
+    return stream.since is None or revision >= stream.since
 
 
 def _classic_event(name, *metric_names):
@@ -56,6 +84,33 @@ def _collection(name, path, resource, endpoint, scopes, **more):
     return Stream(name, COLLECTION, ("id",), FULL_TABLE, name, scopes, path=path, resource=resource,
                   endpoint=endpoint, **more)
 
+
+# (column, attribute path) of the campaign streams, per shape. Sources: the spec branches up to
+# 2026-07-15; for 2026-10-15, Klaviyo's reference pages (get_campaigns, get_campaign_messages) for the
+# field names and its beta spec 2026-07-15.pre for the rest (inferred; see docs/revisions.md).
+CAMPAIGN_COLUMNS = tuple((name, name) for name in (
+    "name", "status", "archived", "audiences", "send_options", "tracking_options", "send_strategy", "created_at",
+    "scheduled_at", "updated_at", "send_time"))
+OMNICHANNEL_CAMPAIGN_COLUMNS = (
+    ("name", "definition.name"), ("archived", "definition.archived"), ("builder", "definition.builder"),
+    ("color", "definition.color"), ("description", "definition.description"),
+    ("send_settings", "definition.send_settings"), ("created_at", "created_at"), ("updated_at", "updated_at"))
+CAMPAIGN_MESSAGE_COLUMNS = (
+    ("name", "definition.label"), ("definition", "definition"), ("send_times", "send_times"),
+    ("created_at", "created_at"), ("updated_at", "updated_at"))
+OMNICHANNEL_MESSAGE_COLUMNS = (
+    ("name", "definition.name"), ("status", "definition.status"), ("send_options", "definition.send_options"),
+    ("tracking_options", "definition.tracking_options"), ("ab_test", "definition.ab_test"),
+    ("created_at", "created"), ("updated_at", "updated"))
+VARIATION_COLUMNS = (
+    ("name", "definition.name"),
+    *((name, f"definition.details.{name}") for name in (
+        "channel", "template_id", "subject", "preview_text", "from_email", "from_label", "reply_to_email",
+        "cc_email", "bcc_email", "title", "body")),
+    ("details", "definition.details"), ("created", "created"), ("updated", "updated"))
+AUDIENCE_COLUMNS = (
+    ("name", "definition.name"), ("included", "definition.included"), ("excluded", "definition.excluded"),
+    ("priority", "definition.priority"), ("created", "created"), ("updated", "updated"))
 
 STREAMS = (
     _classic_event("receive", "Received Email"),
@@ -77,23 +132,41 @@ STREAMS = (
     # Opt-in streams: Klaviyo's own resources, rows shaped like the API's.
     Stream("events", EVENTS, ("id",), INCREMENTAL, "events", ("metrics:read", "events:read"), "datetime",
            path="/api/events", resource="event", endpoint="events"),
-    _collection("metrics", "/api/metrics", "metric", "metrics", ("metrics:read",)),
+    _collection("metrics", "/api/metrics", "metric", "metrics", ("metrics:read",), cheapest="name"),
     Stream("profiles", COLLECTION, ("id",), INCREMENTAL, "profiles", ("profiles:read",), "updated",
            path="/api/profiles", resource="profile", endpoint="profiles", updated_field="updated",
            # predictive_analytics only when config profiles_predictive_analytics asks: it drops the tier
-           additional_fields=("subscriptions", "predictive_analytics")),
-    _collection("campaigns", "/api/campaigns", "campaign", "campaigns", ("campaigns:read",),
-                fan_out=("email", "sms", "mobile_push"), fan_out_filter="equals(messages.channel,'{value}')"),
+           additional_fields=("subscriptions", "predictive_analytics"), cheapest="updated"),
+    # Campaigns changed shape in 2026-10-15 (omnichannel: campaign -> audiences -> messages ->
+    # variations); each column keeps one meaning across revisions, and a revision without it leaves
+    # it null (docs/revisions.md lists which revision fills which).
+    _collection("campaigns", "/api/campaigns", "campaign", "campaigns", ("campaigns:read",), cheapest="name",
+                # before 2026-10-15 the list takes one channel at a time, and requires it
+                fan_out=("email", "sms", "mobile_push"), fan_out_filter="equals(messages.channel,'{value}')",
+                columns=CAMPAIGN_COLUMNS,
+                revised=(revised(OMNICHANNEL, fan_out=(), fan_out_filter=None, cheapest="created_at",
+                                 columns=OMNICHANNEL_CAMPAIGN_COLUMNS),)),
     _collection("campaign_messages", "/api/campaigns/{id}/campaign-messages", "campaign-message",
-                "campaign_messages", ("campaigns:read",), parent="campaigns", parent_column="campaign_id"),
-    _collection("flows", "/api/flows", "flow", "flows", ("flows:read",)),
+                "campaign_messages", ("campaigns:read",), parent="campaigns", parent_column="campaign_id",
+                cheapest="created_at", columns=CAMPAIGN_MESSAGE_COLUMNS,
+                # one request chain for every message, not one request per campaign
+                revised=(revised(OMNICHANNEL, path="/api/campaign-messages", endpoint="campaign_message_list",
+                                 parent=None, parent_relationship="campaign", cheapest="created",
+                                 columns=OMNICHANNEL_MESSAGE_COLUMNS),)),
+    _collection("campaign_variations", None, "campaign-variation", None, ("campaigns:read",),
+                parent="campaign_messages", parent_column="campaign_message_id", include="campaign-variations",
+                columns=VARIATION_COLUMNS, since=OMNICHANNEL),
+    _collection("campaign_audiences", None, "campaign-audience", None, ("campaigns:read",),
+                parent="campaigns", parent_column="campaign_id", include="campaign-audiences",
+                columns=AUDIENCE_COLUMNS, since=OMNICHANNEL),
+    _collection("flows", "/api/flows", "flow", "flows", ("flows:read",), cheapest="name"),
     _collection("flow_actions", "/api/flows/{id}/flow-actions", "flow-action", "flow_actions", ("flows:read",),
-                parent="flows", parent_column="flow_id"),
+                parent="flows", parent_column="flow_id", cheapest="created"),
     _collection("flow_messages", "/api/flow-actions/{id}/flow-messages", "flow-message", "flow_messages",
-                ("flows:read",), parent="flow_actions", parent_column="flow_action_id"),
+                ("flows:read",), parent="flow_actions", parent_column="flow_action_id", cheapest="created"),
     _collection("templates", "/api/templates", "template", "templates", ("templates:read",),
-                additional_fields=("definition",)),
-    _collection("tags", "/api/tags", "tag", "tags", ("tags:read",)),
+                additional_fields=("definition",), cheapest="name"),
+    _collection("tags", "/api/tags", "tag", "tags", ("tags:read",), cheapest="name"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
            ("lists:read", "profiles:read"), path="/api/lists/{id}/profiles", resource="list",
            endpoint="list_profiles", parent_column="list_id"),

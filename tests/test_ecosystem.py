@@ -14,7 +14,7 @@ def test_about_json_lists_capabilities_and_every_setting():
     assert set(about["capabilities"]) >= {"catalog", "discover", "state", "properties"}
     properties = about["settings"]["properties"]
     assert set(properties) == {s.name for s in SETTINGS}
-    assert properties["api_key"]["secret"] is True and properties["revision"]["default"] == "2026-10-15"
+    assert properties["api_key"]["secret"] is True and properties["revision"]["default"] == "2026-07-15"
     assert set(about["settings"]["required"]) == {"api_key", "start_date"}
     markdown = subprocess.run(tap_command() + ["--about"], capture_output=True, text=True, check=True).stdout
     assert "| api_key |" in markdown

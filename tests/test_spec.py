@@ -230,7 +230,7 @@ def test_the_classic_requests_pass_at_every_revision(small, revision):
 
 # --- the endpoints of the new streams and the reports -----------------------------------------
 
-@pytest.mark.parametrize("revision", ["2025-01-15", "2026-10-15"])
+@pytest.mark.parametrize("revision", ["2025-01-15", "2026-07-15"])
 def test_campaigns_need_a_channel_filter(small, revision):
     detail = refused(small, "/api/campaigns", {}, revision, "filter", "channel filter is required")
     assert refused(small, "/api/campaigns", {"filter": 'equals(status,"Sent")'}, revision, "filter",
@@ -238,9 +238,16 @@ def test_campaigns_need_a_channel_filter(small, revision):
     accepted(small, "/api/campaigns", {"filter": "equals(messages.channel,'sms')"}, revision)
 
 
+def test_omnichannel_campaigns_have_no_channel_filter(small):
+    # 2026-10-15's campaign rules come from the beta spec (inferred): no channel filter, none required
+    refused(small, "/api/campaigns", {"filter": "equals(messages.channel,'sms')"}, "2026-10-15", "filter",
+            "'messages.channel'")
+    accepted(small, "/api/campaigns", {}, "2026-10-15")
+
+
 @pytest.mark.parametrize("revision", REVISIONS)
 def test_collection_page_sizes_follow_the_revision(small, revision):
-    channel = {"filter": "equals(messages.channel,'email')"}
+    channel = {"filter": "equals(messages.channel,'email')"} if revision < "2026-10-15" else {}
     for path, extra, since, most in [("/api/campaigns", channel, "2026-04-15", 100), ("/api/templates", {}, "2026-04-15", 10),
                                      ("/api/tags", {}, "2026-04-15", 50), ("/api/flows", {}, "2025-01-15", 50)]:
         if revision < since:

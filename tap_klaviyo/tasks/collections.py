@@ -11,31 +11,36 @@ from ..client import RefusedError
 from ..discovery import schema
 from ..engine import Page, Watermark
 from ..output import record_lines, time_extracted
-from ..rows import member_row, resource_row
-from ..streams import BY_NAME, COLLECTION, STREAMS
+from ..rows import member_row, resource_row, shaped_row
+from ..streams import COLLECTION, available
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
 
 PREDICTIVE = "predictive_analytics"
-# One small attribute every supported revision has, asked for when a resource is read for its id
-# alone (a parent of a selected stream) or when a catalog deselects every attribute column.
-_CHEAPEST = {"campaign": "name", "campaign-message": "created_at", "flow": "name", "flow-action": "created",
-             "flow-message": "created", "template": "name", "tag": "name", "metric": "name", "profile": "updated"}
+
+
+def _fieldset(paths):
+    """The attribute paths a sparse fieldset names, without those a named parent path covers."""
+    chosen = set(paths)
+    return sorted(path for path in chosen
+                  if not any(path.startswith(other + ".") for other in chosen if other != path))
 
 
 class Query:
     """What a run asks of one collection stream and what its rows carry.
 
-    attributes: the attribute columns rows carry (selected in the catalog, existing in the
-    configured revision, predictive_analytics only when config asks). params: the sparse fieldset,
-    sent only when some column is left out, and the additional fields those columns need. family:
-    the rate-limit family (asking for predictive_analytics puts profiles in a lower tier).
+    attributes: the columns rows carry (selected in the catalog, existing in the configured
+    revision, predictive_analytics only when config asks). params: the sparse fieldset, sent only
+    when some column is left out, and the additional fields those columns need. family: the
+    rate-limit family (asking for predictive_analytics puts profiles in a lower tier).
     """
 
     def __init__(self, stream, context):
         config = context.config
         every = set(schema(stream)["properties"]) - {"id", stream.parent_column}
+        if stream.columns:
+            every &= {column for column, _ in stream.columns}
         every -= revisions.absent_attributes(stream.resource, config.revision)
         if not config.profiles_predictive_analytics:
             every.discard(PREDICTIVE)
@@ -48,19 +53,26 @@ class Query:
         additional = [name for name in stream.additional_fields if name in attributes]
         if additional:
             self.params[f"additional-fields[{stream.resource}]"] = ",".join(additional)
+        self.fields = None      # the sparse fieldset of the stream's type, when one is sent
         if attributes != every:
-            fields = sorted(attributes) or [_CHEAPEST[stream.resource]]
-            self.params[f"fields[{stream.resource}]"] = ",".join(fields)
+            paths = dict(stream.columns) if stream.columns else {}
+            self.fields = ",".join(_fieldset(paths.get(name, name) for name in attributes) or [stream.cheapest])
+            self.params[f"fields[{stream.resource}]"] = self.fields
         self.family = "profiles_predictive" if PREDICTIVE in additional else stream.endpoint
 
     @staticmethod
     def of(stream, context):
         return context.once(("query", stream.name), lambda: Query(stream, context))
 
+    def row(self, stream, resource, parent_id=None):
+        if stream.columns:
+            return shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
+        return resource_row(resource, stream.parent_column, parent_id, self.attributes)
+
 
 def _children(stream, context):
     """Collection streams read under each resource of stream, that this run needs."""
-    return [child for child in STREAMS if child.family == COLLECTION and child.parent == stream.name
+    return [child for child in context.rows.values() if child.family == COLLECTION and child.parent == stream.name
             and child.name in context.needed]
 
 
@@ -69,26 +81,48 @@ def _gone(stream, parent, parent_id):
                    stream.name, parent, parent_id)
 
 
+def _related_ids(resource, relationship):
+    data = ((resource.get("relationships") or {}).get(relationship) or {}).get("data")
+    if isinstance(data, dict):
+        return [data["id"]]
+    return [item["id"] for item in data or () if isinstance(item, dict)]
+
+
 class CollectionScan:
     """Every resource of one collection (one fan-out value, one parent id); rows are written when
-    the stream is selected, and each resource's child collections are queued."""
+    the stream is selected, each resource's child collections are queued, and those read through
+    an include are written from the same pages."""
 
     def __init__(self, stream, context, parent_id=None, fan_value=None):
         self.stream = stream
         self.parent_id = parent_id
         self.fan_value = fan_value
         self.emit = stream.name in context.selected
-        self.children = _children(stream, context)
+        children = _children(stream, context)
+        self.children = [child for child in children if not child.include]
+        self.included = [child for child in children if child.include]
         self.context = context
 
     def run(self, client, config):
         stream = self.stream
         if self.emit:
             query = Query.of(stream, self.context)
-            params, family, self._attributes = dict(query.params), query.family, query.attributes
+            params, family = dict(query.params), query.family
         else:       # read only for the ids its children are listed under
-            params = {**dict(stream.params), f"fields[{stream.resource}]": _CHEAPEST[stream.resource]}
+            params = {**dict(stream.params), f"fields[{stream.resource}]": stream.cheapest}
             family = stream.endpoint
+        includes = [child.include for child in self.included]
+        for child in self.included:
+            fields = Query.of(child, self.context).fields
+            if fields:
+                params[f"fields[{child.resource}]"] = fields
+        if self.emit and stream.parent_relationship:
+            # the parent's id is the relationship's data, which Klaviyo sends for included relationships
+            parent = next(row for row in self.context.rows.values() if row.resource == stream.parent_relationship)
+            includes.append(stream.parent_relationship)
+            params[f"fields[{parent.resource}]"] = parent.cheapest
+        if includes:
+            params["include"] = ",".join(includes)
         if stream.fan_out_filter:
             params["filter"] = stream.fan_out_filter.format(value=self.fan_value)
         params.update(revisions.page_param(stream.endpoint, config.revision))
@@ -102,25 +136,70 @@ class CollectionScan:
             yield Page(self, done=True)
 
     def _page(self, document, last):
-        resources = document["data"]
-        rows = [resource_row(r, self.stream.parent_column, self.parent_id, self._attributes)
-                for r in resources] if self.emit else []
+        stream, resources = self.stream, document["data"]
+        extracted = time_extracted()
+        rows = []
+        if self.emit:
+            query = Query.of(stream, self.context)
+            for resource in resources:
+                parent_id = self.parent_id
+                if stream.parent_relationship:
+                    parent_id = next(iter(_related_ids(resource, stream.parent_relationship)), None)
+                rows.append(query.row(stream, resource, parent_id))
         spawn = [(CollectionScan(child, self.context, parent_id=r["id"]), 0)
                  for r in resources for child in self.children]
-        return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last,
-                    spawn=spawn)
+        if self.included:
+            by_key = {(r.get("type"), r.get("id")): r for r in document.get("included") or ()}
+            for child in self.included:
+                spawn.append((_included_rows(child, self.context, resources, by_key, extracted), 0))
+        return Page(self, record_lines(stream.name, rows, extracted), len(rows), done=last, spawn=spawn)
 
 
-def _root(stream):
+def _included_rows(stream, context, parents, by_key, extracted):
+    """The rows of a stream read through its parent's include, from one page of parents."""
+    query = Query.of(stream, context)
+    rows, missing = [], 0
+    for parent in parents:
+        for related_id in _related_ids(parent, stream.include):
+            resource = by_key.get((stream.resource, related_id))
+            if resource is None:
+                missing += 1
+            else:
+                rows.append(query.row(stream, resource, parent["id"]))
+    if missing:
+        LOGGER.warning("stream %s: Klaviyo named %d %s resource(s) in relationships '%s' but left them out of "
+                       "'included': those rows are missing from this run", stream.name, missing, stream.resource,
+                       stream.include)
+    return IncludedRows(stream, record_lines(stream.name, rows, extracted), len(rows))
+
+
+class IncludedRows:
+    """Rows that came with another stream's page: written as this stream's, with no request."""
+
+    def __init__(self, stream, lines, count):
+        self.stream = stream
+        self.lines = lines
+        self.count = count
+
+    def run(self, client, config):
+        yield Page(self, self.lines, self.count, done=True)
+
+
+def _root(stream, context):
     while stream.parent:
-        stream = BY_NAME[stream.parent]
+        stream = context.rows[stream.parent]
     return stream
 
 
 def plan_collection(stream, context):
+    if not available(stream, context.config.revision):
+        LOGGER.warning("stream %s: Klaviyo has it from API revision %s on, and this run uses %s: no rows (set "
+                       "config revision to %s to read it)", stream.name, stream.since, context.config.revision,
+                       stream.since)
+        return []
     if stream.updated_field:
         return _plan_updated_range(stream, context)
-    root = _root(stream)
+    root = _root(stream, context)
     if root.name != stream.name and root.name in context.selected:
         return []           # the selected root's scan queues this stream under each parent
     # the first selected stream of a tree plans its root, read silently when not itself selected

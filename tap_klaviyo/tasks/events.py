@@ -107,9 +107,10 @@ def plan_classic(stream, context):
         # after the scans of their rank, so that no worker waits for the list while a scan could
         # send its first request.
         tasks.append((check, -1 if context.claim("metric list") else lower))
+    # the list is not in yet when the catalog noted the metrics: MetricCheck warns if they are stale
     LOGGER.info("stream %s: metrics %s%s, from %s to %s", stream.name,
                 ", ".join(f"{name} ({mid})" for mid, name in chosen) or "none",
-                " as the catalog notes them, checked against the account's list" if noted is not None else "",
+                " as the catalog notes them" if noted is not None else "",
                 timeutil.to_bookmark(lower), timeutil.to_bookmark(context.started))
     return tasks
 

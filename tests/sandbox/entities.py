@@ -2,14 +2,19 @@
 messages, templates, tags, list and segment members, other integrations' events, the profile
 attributes the classic tables never read, and the endpoints that serve them.
 
-Shapes follow the published spec, revision 2026-07-15 (= 2026-10-15); flow actions and flow
-messages are also served in their shapes before 2025-10-15, which were different resources.
+Shapes follow the published spec, revision 2026-07-15, which 2026-10-15 keeps for everything
+but campaigns; flow actions and flow messages are also served in their shapes before 2025-10-15,
+which were different resources. From 2026-10-15 campaigns are omnichannel (campaigns -> audiences
+-> messages -> variations, in the shapes of the 2026-07-15.pre beta spec that 2026-10-15 made GA):
+that view is derived from the same campaigns and messages (same ids) and served beside the older
+one, each under its own revisions.
 Everything here is drawn from its own random stream after data.generate() has built the classic
 account, so the classic data stays exactly what it was; classic values are never changed, only
 keys the classic account lacked are added.
 """
 import bisect
 import json
+import random
 import re
 import threading
 import time
@@ -60,7 +65,8 @@ FLOWS = (
 MESSAGE_CHANNEL = {"send-email": "email", "send-sms": "sms", "send-mobile-push": "push", "send-webhook": "webhook"}
 TOPICS = ("Spring sale", "Summer drop", "Black Friday", "Holiday gift guide", "New arrivals", "Last chance",
           "Grüße aus Köln 🎉", "VIP early access", "Back in stock", "We miss you")
-TYPE_PATHS = {"campaign": "campaigns", "campaign-message": "campaign-messages", "flow": "flows",
+TYPE_PATHS = {"campaign": "campaigns", "campaign-message": "campaign-messages",
+              "campaign-audience": "campaign-audiences", "campaign-variation": "campaign-variations", "flow": "flows",
               "flow-action": "flow-actions", "flow-message": "flow-messages", "template": "templates",
               "tag": "tags", "tag-group": "tag-groups", "profile": "profiles", "list": "lists", "segment": "segments"}
 COMPARE = frozenset({"greater-than", "greater-or-equal", "less-than", "less-or-equal"})
@@ -69,6 +75,38 @@ NAME_OPS = frozenset({"contains", "ends-with", "equals", "starts-with"})
 _ALNUM = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LAST_STRING = "\U0010ffff"
+
+
+# From this revision campaigns are omnichannel (Klaviyo's 2026-10-15 made the beta API GA).
+OMNICHANNEL = "2026-10-15"
+# the omnichannel message's status, from its campaign's status before 2026-10-15
+MESSAGE_STATUS = {"Sent": "sent", "Variations Sent": "sent", "Draft": "draft", "Scheduled": "scheduled",
+                  "Cancelled": "cancelled", "Sending": "sending"}
+# the message's send_strategy (the beta spec's enum), from its campaign's send_strategy.method
+MESSAGE_STRATEGY = {"static": "static", "throttled": "throttled", "smart_send_time": "send_time_optimization",
+                    "ab_test_campaign": "content_variation", "immediate": None}
+VARIATION_CHANNEL = {"email": "email", "sms": "sms", "mobile_push": "push"}
+DESCRIPTIONS = ("Quarterly promotion", "Re-engagement push for lapsed buyers", "Ops: send after the stock sync")
+
+
+@dataclass
+class Omnichannel:
+    """The campaigns as served from 2026-10-15: the same campaigns and messages (same ids) in the
+    omnichannel shape, with the audiences and variations that shape adds."""
+    campaigns: list = field(default_factory=list)
+    messages: list = field(default_factory=list)
+    variations: list = field(default_factory=list)
+    audiences: list = field(default_factory=list)
+    index: dict = field(default_factory=dict)           # type -> id -> resource
+
+    def reindex(self):
+        self.index = {}
+        for items in (self.campaigns, self.messages, self.variations, self.audiences):
+            for item in items:
+                self.index.setdefault(item["type"], {})[item["id"]] = item
+
+    def get(self, kind, item_id):
+        return self.index.get(kind, {}).get(item_id)
 
 
 @dataclass
@@ -85,6 +123,7 @@ class Entities:
     predictive: dict = field(default_factory=dict)      # profile id -> predictive_analytics (or None)
     channel: dict = field(default_factory=dict)         # campaign id -> its messages' channel
     index: dict = field(default_factory=dict)           # type -> id -> resource
+    omni: Omnichannel = field(default_factory=Omnichannel)
     versions: dict = field(default_factory=lambda: {"profiles": 0, "members": 0})
     cache: dict = field(default_factory=dict)
     cache_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -95,6 +134,7 @@ class Entities:
                       self.templates, self.tags, self.tag_groups):
             for item in items:
                 self.index.setdefault(item["type"], {})[item["id"]] = item
+        self.omni.reindex()
 
     def get(self, kind, item_id):
         return self.index.get(kind, {}).get(item_id)
@@ -132,6 +172,9 @@ class _Ids:
     def uuid(self):
         return self._fresh(lambda: str(uuid.UUID(int=self.rng.getrandbits(128))))
 
+    def hex(self):
+        return self._fresh(lambda: format(self.rng.getrandbits(128), "032x"))
+
 
 def _epoch(text):
     if text is None:
@@ -158,6 +201,7 @@ def populate(account, rng):
     _members(account, entities, rng)
     _tag_everything(account, entities, rng)
     _extra_events(account, entities, rng, ids)
+    _omnichannel(account, entities, ids)
     entities.reindex()
 
 
@@ -474,6 +518,7 @@ def _members(account, entities, rng):
                 else:
                     members[profile["id"]] = created + rng.randrange(max(1, anchor - 3600 - created))
             entities.members[kind][group["id"]] = members
+            group["attributes"]["profile_count"] = len(members)     # as an account's: its members, counted
 
 
 def _tag_everything(account, entities, rng):
@@ -527,6 +572,159 @@ def _extra_events(account, entities, rng, ids):
             _event_properties(name, n, rng, messages)))
 
 
+def _omnichannel(account, entities, ids):
+    """The 2026-10-15 view of the campaigns, derived from them (tags included, so after
+    _tag_everything). Its own random stream, seeded by the campaigns' ids: nothing drawn here
+    changes any other data."""
+    rng = random.Random("omnichannel:" + ",".join(c["id"] for c in entities.campaigns))
+    ids = _Ids(rng, ids.taken)
+    omni = entities.omni
+    metric_ids = [m["id"] for m in account.metrics if m["attributes"]["name"] in ("Placed Order", "Ordered Product")]
+    groups = [g["id"] for g in account.lists + account.segments]
+    messages = {m["id"]: m for m in entities.campaign_messages}
+    # a few campaigns send to two audiences (priority 0, then 1): the two-message ones and two more
+    single = [c["id"] for c in entities.campaigns if len(c["relationships"]["campaign-messages"]["data"]) == 1]
+    two_audiences = {c["id"] for c in entities.campaigns if len(c["relationships"]["campaign-messages"]["data"]) > 1}
+    two_audiences.update(rng.sample(single, min(2, len(single))))
+    for campaign in entities.campaigns:
+        a = campaign["attributes"]
+        channel = entities.channel[campaign["id"]]
+        strategy = a["send_strategy"]
+        options = strategy.get("options") or {}
+        local = bool(options.get("is_local"))
+        exit_enabled = rng.random() < 0.2
+        created, updated = a["created_at"], a["updated_at"] or a["created_at"]
+        omni_campaign = {"type": "campaign", "id": campaign["id"], "attributes": {
+            "created_at": a["created_at"], "updated_at": a["updated_at"], "definition": {
+                "name": a["name"], "archived": a["archived"],
+                "builder": "drag_and_drop" if channel == "email" and rng.random() < 0.6 else "classic",
+                "color": None if rng.random() < 0.5 else f"#{rng.randrange(0x1000000):06x}",
+                "description": None if rng.random() < 0.6 else rng.choice(DESCRIPTIONS),
+                "send_settings": {
+                    "send_strategy": strategy["method"],
+                    "send_timezone": None if local or a["status"] == "Draft" else "UTC",
+                    "send_passed_rltz_immediately": options.get("send_past_recipients_immediately") if local else None,
+                    "exit_condition_enabled": exit_enabled,
+                    "exit_condition_conversion_metric_id":
+                        rng.choice(metric_ids) if exit_enabled and metric_ids else None}}},
+            "relationships": {"campaign-audiences": {"data": []},
+                              "campaign-messages": {"data": [dict(r) for r in
+                                                             campaign["relationships"]["campaign-messages"]["data"]]},
+                              "tags": {"data": [dict(r) for r in campaign["relationships"]["tags"]["data"]]}}}
+        audiences = []
+        included, excluded = a["audiences"]["included"], a["audiences"]["excluded"]
+        for priority in range(2 if campaign["id"] in two_audiences else 1):
+            if priority == 0:
+                name, chosen = f"{a['name']} audience", list(included)
+            else:
+                others = [g for g in groups if g not in included] or groups
+                name, chosen = "Second wave", [rng.choice(others)]
+            audience = {"type": "campaign-audience", "id": ids.hex(), "attributes": {
+                "created": created, "updated": updated, "definition": {
+                    "name": name, "included": chosen, "excluded": None if excluded is None else list(excluded),
+                    "priority": priority}},
+                "relationships": {"campaign": _one("campaign", campaign["id"]), "campaign-messages": {"data": []}}}
+            audiences.append(audience)
+            omni.audiences.append(audience)
+            omni_campaign["relationships"]["campaign-audiences"]["data"].append(
+                {"type": "campaign-audience", "id": audience["id"]})
+        refs = campaign["relationships"]["campaign-messages"]["data"]
+        for number, ref in enumerate(refs):
+            audience = audiences[min(number, len(audiences) - 1)]
+            message, variation = _omni_message(campaign, messages[ref["id"]], channel, len(refs), audience, rng, ids)
+            omni.messages.append(message)
+            audience["relationships"]["campaign-messages"]["data"].append({"type": "campaign-message", "id": ref["id"]})
+            if variation is not None:
+                omni.variations.append(variation)
+        omni.campaigns.append(omni_campaign)
+
+
+def _omni_message(campaign, old, channel, siblings, audience, rng, ids):
+    """(message, its variation or None) for one message of the campaign."""
+    a = campaign["attributes"]
+    strategy = a["send_strategy"]
+    local = bool((strategy.get("options") or {}).get("is_local"))
+    content = old["attributes"]["definition"]
+    name = (content or {}).get("label") or a["name"]
+    created = old["attributes"]["created_at"]
+    updated = old["attributes"]["updated_at"] or created
+    send_strategy = MESSAGE_STRATEGY[strategy["method"]]
+    if send_strategy == "static" and local:
+        send_strategy = "local_timezone"
+    variation = None if content is None else _omni_variation(old, channel, created, updated, rng, ids)
+    tracking = a["tracking_options"] or {}
+    throttled = strategy["method"] == "throttled"
+    definition = {
+        "name": name, "status": MESSAGE_STATUS[a["status"]],
+        "send_options": {
+            "send_time": a["send_time"],
+            "send_times": {variation["id"]: a["send_time"]}
+            if send_strategy == "send_time_optimization" and variation and a["send_time"] else None,
+            "send_strategy": send_strategy, "recipient_percentage": 100 // siblings,
+            "throttling_type": "throttle-for-campaigns" if throttled else "none",
+            "throttle_unit": "hour" if throttled else None,
+            "is_ignoring_unsubscribes": None if a["send_options"]["use_smart_sending"] is None else False},
+        "tracking_options": {"is_add_utm": tracking.get("add_tracking_params"),
+                             "is_tracking_clicks": tracking.get("is_tracking_clicks"),
+                             "is_tracking_opens": tracking.get("is_tracking_opens")}}
+    if strategy["method"] == "ab_test_campaign" or (channel == "email" and rng.random() < 0.15):
+        definition["ab_test"] = {"winner_metric": rng.choice(("open_rate", "click_rate")),
+                                 "winner_percentage": rng.choice((10, 20, 25, 50)),
+                                 "winner_wait_hours": rng.choice((1, 4, 6, 24))}
+    message = {"type": "campaign-message", "id": old["id"], "attributes": {
+        "created": created, "updated": updated, "definition": definition},
+        "relationships": {"campaign": _one("campaign", campaign["id"]),
+                          "campaign-audience": _one("campaign-audience", audience["id"]),
+                          "campaign-variations": {"data": [] if variation is None else
+                                                  [{"type": "campaign-variation", "id": variation["id"]}]}}}
+    return message, variation
+
+
+def _omni_variation(old, channel, created, updated, rng, ids):
+    """The message's content for its channel (the beta spec's Email/SMS/PushChannelDetails)."""
+    d = old["attributes"]["definition"]
+    if channel == "email":
+        c = d["content"]
+        template = old["relationships"]["template"]["data"]
+        details = {"channel": "email", "template_id": template["id"] if template else None,
+                   "from_label": c["from_label"] or "", "from_email": c["from_email"] or "",
+                   "reply_to_email": c["reply_to_email"] or "", "cc_email": c["cc_email"] or "",
+                   "bcc_email": c["bcc_email"] or "", "subject": c["subject"] or "",
+                   "preview_text": c["preview_text"] or ""}
+    elif channel == "sms":
+        c, render_options = d["content"], d["render_options"]
+        mms = c["media_url"] is not None
+        details = {"channel": "sms", "template_id": None, "cost": 3.0 if mms else float(rng.choice((1, 1, 2))),
+                   "mms_static_image_asset_id": rng.randrange(10 ** 6, 10 ** 7) if mms else None,
+                   "shorten_links": render_options["shorten_links"], "include_contact_card": False,
+                   "body": c["body"] or "", "add_org_prefix": render_options["add_org_prefix"],
+                   "add_info_link": render_options["add_info_link"],
+                   "add_opt_out_language": render_options["add_opt_out_language"],
+                   "mms_dynamic_image_template": None, "text_message_type": "MMS" if mms else "SMS",
+                   "message_hierarchy": None}
+    else:
+        c, options = d.get("content") or {}, d.get("options") or {}
+        silent = d["notification_type"] == "silent"
+        on_open = options.get("on_open") or {}
+        badge = options.get("badge")
+        details = {"channel": "push", "title": c.get("title") or "", "body": c.get("body") or "",
+                   "badge": bool(badge and badge["display"]), "badge_config": "increment-one", "badge_value": "1",
+                   "sound_file_name": "", "static_asset_id": None, "sound": bool(options.get("play_sound")),
+                   "open_action": 1 if on_open.get("type") == "deep_link" else 0, "dynamic_media_template": "",
+                   "kv_pairs": d.get("kv_pairs"), "push_type": "silent" if silent else "standard",
+                   "ios_deep_link": on_open.get("ios_deep_link"), "android_deep_link": on_open.get("android_deep_link"),
+                   "web_url": None, "content_available": True if silent else None,
+                   "mutable_content": None if silent else False, "video_asset_id": None,
+                   "action_buttons": None if not c.get("action_buttons") else [
+                       {"label": b["label"], "action_type": b["action_type"], "url": b.get("url"), "icon": None,
+                        "custom_action_id": None} for b in c["action_buttons"]]}
+    return {"type": "campaign-variation", "id": ids.hex(), "attributes": {
+        "created": created, "updated": updated,
+        "definition": {"name": "Variation A", "details": details}},
+        "relationships": {"campaign-message": _one("campaign-message", old["id"]), "translation": {"data": None},
+                          "image": {"data": None}}}
+
+
 def _event_properties(name, n, rng, messages):
     if name in ("Ordered Product", "Fulfilled Order", "Placed Order"):
         return {"$value": round(rng.uniform(5, 400), 2), "ProductName": rng.choice(("Rain jacket", "Tote", "Socks")),
@@ -566,11 +764,12 @@ def _scalar(raw, kind):
 
 
 def _value(raw, kind, op):
-    if op != "any":
-        return _scalar(raw, kind)
     raw = raw.strip()
-    if not (raw.startswith("[") and raw.endswith("]")):
+    listed = raw.startswith("[") and raw.endswith("]")
+    if op == "any" and not listed:
         raise _bad(f"Invalid filter provided: any() takes a list, not {raw}")
+    if not listed or op not in ("any", "equals"):       # equals takes a list where the spec says so
+        return _scalar(raw, kind)
     return [_scalar(item, kind) for item in _LIST_ITEM.findall(raw[1:-1]) if item]
 
 
@@ -591,10 +790,10 @@ def _test(op, actual, wanted):
         return any(_test(op, a, wanted) for a in actual)
     if actual is None:
         return False
+    if op == "any" or (op == "equals" and isinstance(wanted, list)):
+        return actual in wanted
     if op == "equals":
         return actual == wanted
-    if op == "any":
-        return actual in wanted
     if op == "contains":
         return wanted in actual
     if op == "starts-with":
@@ -755,11 +954,17 @@ SHOWN = {"campaign": ("campaign-messages", "tags"), "campaign-message": ("campai
          "flow": ("flow-actions", "tags"), "flow-action": ("flow", "flow-messages"),
          "flow-message": ("flow-action", "template"), "tag": ("tag-group", "lists", "segments", "campaigns", "flows"),
          "tag-group": ("tags",), "template": ()}
+# the relationships of the omnichannel resources (2026-10-15 on)
+OMNI_SHOWN = {"campaign": ("campaign-audiences", "campaign-messages", "tags"),
+              "campaign-audience": ("campaign", "campaign-messages"),
+              "campaign-message": ("campaign", "campaign-audience", "campaign-variations"),
+              "campaign-variation": ("campaign-message", "translation", "image")}
 
 
-def render(base_url, resource, attributes, fields, includes=()):
+def render(base_url, resource, attributes, fields, includes=(), shown=None):
     out = {"type": resource["type"], "id": resource["id"], "attributes": sparse(attributes, fields)}
-    shown = SHOWN.get(resource["type"], ())
+    if shown is None:
+        shown = SHOWN.get(resource["type"], ())
     if shown:
         out["relationships"] = _relationships(base_url, resource, shown, includes)
     out["links"] = {"self": f"{base_url}/api/{TYPE_PATHS[resource['type']]}/{resource['id']}/"}
@@ -837,6 +1042,15 @@ def route(sandbox, parts, query):
     if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-messages":
         return ("campaign_messages", "M", "campaigns:read",
                 lambda q, r, b: campaign_messages(sandbox, rest[0], q, r, b))
+    # the omnichannel campaign endpoints (2026-10-15 on; the spec rules answer 404 before)
+    if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-audiences":
+        return ("campaign_audiences", "M", "campaigns:read",
+                lambda q, r, b: omni_children(sandbox, "campaign", rest[0], "campaign-audiences", q, r, b))
+    if name == "campaign-messages" and not rest:
+        return "campaign_message_list", "M", "campaigns:read", lambda q, r, b: omni_message_list(sandbox, q, r, b)
+    if name == "campaign-messages" and len(rest) == 2 and rest[1] == "campaign-variations":
+        return ("campaign_variations", "M", "campaigns:read",
+                lambda q, r, b: omni_children(sandbox, "campaign-message", rest[0], "campaign-variations", q, r, b))
     if name == "flows" and not rest:
         return "flows", "S", "flows:read", lambda q, r, b: flows(sandbox, q, r, b)
     if name == "flows" and len(rest) == 2 and rest[1] == "flow-actions":
@@ -891,6 +1105,8 @@ CAMPAIGN_SORTS = {"created_at": _time("created_at"), "id": _item_id, "name": _at
 
 
 def campaigns(sandbox, query, revision, base):
+    if revision >= OMNICHANNEL:
+        return omni_campaigns(sandbox, query, revision, base)
     entities = of(sandbox.account)
     spec = dict(CAMPAIGN_FILTERS, **{"messages.channel": (lambda c: entities.channel.get(c["id"]), "str", {"equals"})})
     filters = _filters(query, spec, "campaigns")
@@ -917,6 +1133,8 @@ def campaigns(sandbox, query, revision, base):
 
 
 def campaign_messages(sandbox, campaign_id, query, revision, base):
+    if revision >= OMNICHANNEL:
+        return omni_children(sandbox, "campaign", campaign_id, "campaign-messages", query, revision, base)
     entities = of(sandbox.account)
     campaign = entities.get("campaign", campaign_id)
     if campaign is None:
@@ -938,6 +1156,102 @@ def campaign_messages(sandbox, campaign_id, query, revision, base):
                                                   _fields(query, "template")))
     # the spec gives this endpoint no paging: every message of the campaign in one answer
     return _body(sandbox, base, query, data, None, included.items if includes else None)
+
+
+# --- omnichannel campaigns (2026-10-15 on) ------------------------------------------------------
+def _definition(name):
+    return lambda item: (item["attributes"]["definition"] or {}).get(name)
+
+
+def _message_campaign(message):
+    return message["relationships"]["campaign"]["data"]["id"]
+
+
+OMNI_CAMPAIGN_FILTERS = {
+    "id": (_item_id, "str", {"any"}), "name": (_definition("name"), "str", {"contains"}),
+    "archived": (_definition("archived"), "bool", {"equals"}), "builder": (_definition("builder"), "str", {"equals"}),
+    "created_at": (_time("created_at"), "time", COMPARE), "updated_at": (_time("updated_at"), "time", COMPARE),
+}
+OMNI_CAMPAIGN_SORTS = {"created_at": _time("created_at"), "id": _item_id, "name": _definition("name"),
+                       "updated_at": _time("updated_at")}
+OMNI_MESSAGE_FILTERS = {
+    "id": (_item_id, "str", {"any", "equals"}), "campaign_id": (_message_campaign, "str", {"equals"}),
+    "name": (_definition("name"), "str", {"contains"}), "status": (_definition("status"), "str", {"equals"}),
+    "created": (_time("created"), "time", COMPARE), "updated": (_time("updated"), "time", COMPARE),
+}
+OMNI_MESSAGE_SORTS = {"created": _time("created"), "id": _item_id, "name": _definition("name"),
+                      "status": _definition("status"), "updated": _time("updated")}
+
+
+def _omni(sandbox, revision):
+    if revision < OMNICHANNEL:      # the spec rules answer first; this guards a path they do not cover
+        raise api.ApiFailure(404, "not_found", "No valid revisions found for method.")
+    return of(sandbox.account)
+
+
+def _omni_render(base_url, resource, query, includes=()):
+    return render(base_url, resource, resource["attributes"], _fields(query, resource["type"]), includes,
+                  OMNI_SHOWN[resource["type"]])
+
+
+def _include_related(entities, included, base_url, query, resource, relation, kind):
+    refs = resource["relationships"][relation]["data"]
+    for ref in refs if isinstance(refs, list) else [refs]:
+        if kind == "tag":
+            tag = entities.get("tag", ref["id"])
+            included.add(tag, lambda: render(base_url, tag, tag["attributes"], _fields(query, "tag")))
+        else:
+            child = entities.omni.get(kind, ref["id"])
+            included.add(child, lambda: _omni_render(base_url, child, query))
+
+
+def omni_campaigns(sandbox, query, revision, base):
+    entities = _omni(sandbox, revision)
+    filters = _filters(query, OMNI_CAMPAIGN_FILTERS, "campaigns")
+    includes = _includes(query, ("campaign-audiences", "campaign-messages", "tags"))
+    size = sandbox._page_size(query, 100, 100)
+    page, token = keyset_page(entities, "omni-campaigns", entities.omni.campaigns, query, size, OMNI_CAMPAIGN_SORTS,
+                              filters)
+    base_url = sandbox.base_url
+    included = _Included()
+    for campaign in page:
+        for relation, kind in (("campaign-audiences", "campaign-audience"), ("campaign-messages", "campaign-message"),
+                               ("tags", "tag")):
+            if relation in includes:
+                _include_related(entities, included, base_url, query, campaign, relation, kind)
+    data = [_omni_render(base_url, c, query, includes) for c in page]
+    return _body(sandbox, base, query, data, token, included.items if includes else None)
+
+
+def omni_message_list(sandbox, query, revision, base):
+    """GET /api/campaign-messages: every message of every campaign, paged."""
+    entities = _omni(sandbox, revision)
+    filters = _filters(query, OMNI_MESSAGE_FILTERS, "campaign messages")
+    includes = _includes(query, ("campaign", "campaign-variations"))
+    size = sandbox._page_size(query, 20, 100)
+    page, token = keyset_page(entities, "omni-campaign-messages", entities.omni.messages, query, size,
+                              OMNI_MESSAGE_SORTS, filters)
+    base_url = sandbox.base_url
+    included = _Included()
+    for message in page:
+        for relation, kind in (("campaign", "campaign"), ("campaign-variations", "campaign-variation")):
+            if relation in includes:
+                _include_related(entities, included, base_url, query, message, relation, kind)
+    data = [_omni_render(base_url, m, query, includes) for m in page]
+    return _body(sandbox, base, query, data, token, included.items if includes else None)
+
+
+def omni_children(sandbox, parent_type, parent_id, relation, query, revision, base):
+    """The `relation` resources of one campaign or message: the spec gives these endpoints no paging
+    and no include, so every one at once."""
+    entities = _omni(sandbox, revision)
+    parent = entities.omni.get(parent_type, parent_id)
+    if parent is None:
+        raise api.ApiFailure(404, "not_found", f"A {parent_type.replace('-', ' ')} with id {parent_id} does not exist.")
+    kind = relation[:-1]
+    data = [_omni_render(sandbox.base_url, entities.omni.get(kind, ref["id"]), query)
+            for ref in parent["relationships"][relation]["data"]]
+    return _body(sandbox, base, query, data, None)
 
 
 FLOW_FILTERS = {
@@ -1192,7 +1506,11 @@ def dump(account):
             "flow_actions": entities.flow_actions, "flow_messages": entities.flow_messages,
             "templates": entities.templates, "tags": entities.tags, "tag_groups": entities.tag_groups,
             "list_members": members["list"], "segment_members": members["segment"],
-            "predictive_analytics": entities.predictive}
+            "predictive_analytics": entities.predictive,
+            # the campaigns as served from 2026-10-15 (same campaign and message ids)
+            "omnichannel": {"campaigns": entities.omni.campaigns, "campaign_messages": entities.omni.messages,
+                            "campaign_variations": entities.omni.variations,
+                            "campaign_audiences": entities.omni.audiences}}
 
 
 def _when(payload, key):
@@ -1233,6 +1551,8 @@ def admin_post(account, path, payload):
             added = [pid for pid in ids if pid not in members]
             for pid in added:
                 members[pid] = at       # a profile already in the group keeps the time it joined
+            group, = [g for g in account.lists + account.segments if g["id"] == group_id]
+            group["attributes"]["profile_count"] = len(members)
             entities.versions["members"] += 1
         return 200, {"added": added, "joined_group_at": iso(at)}
     return None

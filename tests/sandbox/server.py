@@ -32,12 +32,16 @@ from . import reports
 API_KEY = "pk_sandbox_4f1c2e9a7b3d5f60a8e1c4b7d2f9e6a3c1"
 NO_EVENTS_KEY = "pk_sandbox_noevents_9d8c7b6a5f4e3d2c1b0a"
 NO_CAMPAIGNS_FLOWS_KEY = "pk_sandbox_nocampaignsflows_7a6b5c4d3e2f1a0b9c8d"     # lacks campaigns:read, flows:read
+NO_SCOPES_KEY = "pk_sandbox_noscopes_3e4f5a6b7c8d9e0f1a2b"    # a valid key with no scope: every scoped request is a 403
+# lacks profiles:read, and its 403s name no scope (as Klaviyo's "You do not have permission" ones)
+NO_PROFILES_KEY = "pk_sandbox_noprofiles_5b6c7d8e9f0a1b2c3d4e"
 ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read", "campaigns:read",
               "flows:read", "templates:read", "tags:read"}
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
 FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429", "200array")
+# maybe_fault also knows "400" (a JSON:API `invalid` error) and "404", drawn only when Options.fault_kinds names them
 
 
 class ApiFailure(Exception):
@@ -191,11 +195,14 @@ class Sandbox:
         prefix = "Klaviyo-API-Key "
         key = auth[len(prefix):] if auth.startswith(prefix) else None
         scopes = {API_KEY: ALL_SCOPES, NO_EVENTS_KEY: ALL_SCOPES - {"events:read"},
-                  NO_CAMPAIGNS_FLOWS_KEY: ALL_SCOPES - {"campaigns:read", "flows:read"}}.get(key)
+                  NO_CAMPAIGNS_FLOWS_KEY: ALL_SCOPES - {"campaigns:read", "flows:read"}, NO_SCOPES_KEY: set(),
+                  NO_PROFILES_KEY: ALL_SCOPES - {"profiles:read"}}.get(key)
         if scopes is None:
             raise ApiFailure(401, "not_authenticated", "Incorrect authentication credentials.")
         for needed in (scope,) if isinstance(scope, str) else scope:      # some endpoints need two
             if needed not in scopes:
+                if key == NO_PROFILES_KEY:
+                    raise ApiFailure(403, "permission_denied", "You do not have permission to perform this action.")
                 raise ApiFailure(403, "permission_denied", f"Missing scope: {needed}. Give the key {needed} access.")
         revision = headers.get("revision")
         if not revision:
@@ -254,6 +261,10 @@ class Sandbox:
             handler.send_raw(502, b"<html><head><title>502 Bad Gateway</title></head><body>cloudflare</body></html>",
                              "text/html")
             return True
+        if kind == "400":       # as Klaviyo refuses a parameter it does not (or no longer) accept
+            raise ApiFailure(400, "invalid", "'messages.channel' is not a valid field for the resource.", "filter")
+        if kind == "404":
+            raise ApiFailure(404, "not_found", f"No endpoint at {urlsplit(target).path}.")
         status = int(kind)
         raise ApiFailure(status, "error", f"A server error occurred ({status}).")
 

@@ -2,9 +2,10 @@
 
 spec_rules.json (written by scripts/extract_spec_rules.py from klaviyo/openapi) holds, per
 operation and revision range, the query parameters, their enums and bounds, filter fields and
-operators, required filters, rate limits, scopes and report-body rules. check_request() answers a
-request the real API would refuse with the 400 Klaviyo gives: a JSON:API error naming the
-parameter (or, for a body, pointing at the attribute).
+operators, what each filter value must look like (where the spec says: 2026-04-15 on), required
+filters, rate limits, scopes and report-body rules. check_request() answers a request the real
+API would refuse with the 400 Klaviyo gives: a JSON:API error naming the parameter (or, for a
+body, pointing at the attribute).
 """
 import functools
 import json
@@ -252,17 +253,91 @@ def _check_filter(raw, rule, resource):
     except _FilterSyntax as error:
         raise server.ApiFailure(400, "invalid", f"Invalid filter provided: {error}.", "filter") from None
     allowed = rule["fields"]
-    for operator, field, _value in calls:
+    values = rule.get("values", {})
+    for operator, field, value in calls:
         if field not in allowed:
             raise server.ApiFailure(400, "invalid", f"Invalid filter provided: '{field}' is not a valid filter field for the "
                              f"resource '{resource}'.", "filter")
         if operator not in allowed[field]:
             raise server.ApiFailure(400, "invalid", f"Invalid filter provided: operator '{operator}' is not allowed for the "
                              f"field '{field}' (allowed: {', '.join(allowed[field])}).", "filter")
+        if field in values:
+            _check_filter_value(operator, field, value, values[field])
     required = rule.get("required_field")
     if required and required not in {field for _, field, _ in calls}:
         raise server.ApiFailure(400, "invalid", rule.get("required_detail") or f"A filter on '{required}' is required.",
                          "filter")
+
+
+def _refuse_filter(detail):
+    raise server.ApiFailure(400, "invalid", f"Invalid filter provided: {detail}", "filter")
+
+
+def _check_filter_value(operator, field, raw, described):
+    """The value against the spec's x-klaviyo-filters entry: whether the operator takes one value, a
+    list or none there, and each value's type, format and enum."""
+    operators = described["operators"]
+    if raw is None:
+        if operator not in operators.get("none", ()):
+            _refuse_filter(f"operator '{operator}' needs a value for the field '{field}'.")
+        return
+    if raw.startswith("["):
+        if operator not in operators.get("list", ()):
+            _refuse_filter(f"operator '{operator}' takes a single value for the field '{field}', not a list.")
+        items = _list_items(raw)
+    else:
+        if operator not in operators.get("single", ()):
+            wanted = "a list of values" if operator in operators.get("list", ()) else "no value"
+            _refuse_filter(f"operator '{operator}' takes {wanted} for the field '{field}'.")
+        items = [raw]
+    for item in items:
+        _check_literal(item.strip(), field, described.get("value", {}))
+
+
+def _list_items(raw):
+    """'["a",'b']' -> ['"a"', "'b'"] (parse_filter has checked the list's structure)."""
+    items, position = [], 1
+    while not raw.startswith("]", position):
+        end = _value_end(raw, position)
+        items.append(raw[position:end])
+        position = end + 1 if raw.startswith(",", end) else end
+    return items
+
+
+_INTEGER = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _check_literal(raw, field, value):
+    """One value as Klaviyo reads it: strings quoted (' or "), booleans bare true/false, date-times
+    bare ISO 8601, numbers bare."""
+    kind, quoted = value.get("type"), len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\""
+    if kind == "string" and value.get("format") == "date-time":
+        if quoted:
+            _refuse_filter(f"'{field}' takes an unquoted ISO 8601 datetime, not {raw}.")
+        try:
+            datetime.fromisoformat(raw)
+        except ValueError:
+            _refuse_filter(f"{raw!r} is not an ISO 8601 datetime (field '{field}').")
+    elif kind == "string":
+        if not quoted:
+            _refuse_filter(f"'{field}' takes a quoted string, not {raw}.")
+        if "enum" in value and raw[1:-1] not in value["enum"]:
+            _refuse_filter(f"'{raw[1:-1]}' is not a valid value for the field '{field}' "
+                           f"(allowed: {', '.join(value['enum'])}).")
+    elif kind == "boolean":
+        if raw not in ("true", "false"):
+            _refuse_filter(f"'{field}' takes true or false (unquoted), not {raw}.")
+    elif kind == "integer":
+        if not _INTEGER.fullmatch(raw):
+            _refuse_filter(f"'{field}' takes an integer, not {raw}.")
+    elif kind == "number":
+        if not _NUMBER.fullmatch(raw):
+            _refuse_filter(f"'{field}' takes a number, not {raw}.")
+    if "enum" in value and kind != "string":
+        literal = {"true": True, "false": False}.get(raw, raw)
+        if literal not in value["enum"]:
+            _refuse_filter(f"{raw} is not a valid value for the field '{field}'.")
 
 
 # --- report bodies -----------------------------------------------------------------------------
