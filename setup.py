@@ -7,7 +7,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["tap_klaviyo", "tap_klaviyo.*"]),
-    package_data={"tap_klaviyo": ["schemas/*.json"]},
+    package_data={"tap_klaviyo": ["schemas/*.json", "spec_rules.json"]},
     install_requires=[
         "singer-python==6.8.0",
         "requests>=2.32,<3",

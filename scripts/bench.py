@@ -22,6 +22,11 @@ peak RSS, 429s; then what bounds the run: the rate-limit floor for its requests 
 minute), the tap's CPU, the sandbox's serving CPU, or both sharing the machine's cores.
 
 A per-page figure first: parse, map and serialize one 1,000-event page of the shape, in ms.
+
+--mechanisms ROUNDS replaces all of that: on sparse and dense (and `events` on --events-shapes),
+ROUNDS rounds of syncs with each concurrency mechanism switched off in turn (the catalog metrics'
+head start, the decode helper), in an order rotated per round; medians of wall and CPU, and the
+median of each variant's paired difference from the run with everything on (docs/concurrency.md).
 Results also go to <workdir>/<label>.json (default bench-results/); --compare FILE prints wall ratios against such a file.
 """
 import argparse
@@ -171,8 +176,9 @@ def _helper_peaks(log_path):
             if "decode helper process: " in line and "peak RSS " in line]
 
 
-def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, extra=None):
-    """One sync; None when it ran past time_limit (then it is killed). extra: config merged in."""
+def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, extra=None, env=None):
+    """One sync; None when it ran past time_limit (then it is killed). extra: config merged in; env:
+    environment variables set for the tap (a mechanism switched off, see MECHANISMS)."""
     config, _, catalog_path, state_path = inputs
     config = dict(config, **(extra or {}))
     if concurrency is not None:
@@ -188,7 +194,8 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, e
     records = states = 0
     started = time.monotonic()
     with open(log_path, "w") as log:
-        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd=source, env=tap_env(source))
+        tap = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, cwd=source,
+                               env=dict(tap_env(source), **(env or {})))
         deadline = started + time_limit
         record_count, state_count = _TokenCount(b'{"type":"RECORD"'), _TokenCount(b'{"type":"STATE"')
         # counted in big chunks, not line by line: the benchmark shares the two cores with the tap
@@ -218,7 +225,7 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, e
 _PAGE_COSTS = """
 import sys, time
 from tap_klaviyo import rows as rows_module
-from tap_klaviyo.output import record_lines
+from tap_klaviyo.output import envelope
 from tap_klaviyo.pages import EventPage, decode_typed
 from tap_klaviyo.rows import event_rows
 known = getattr(rows_module, "_KNOWN_PERSONS", {})
@@ -230,7 +237,7 @@ for block in range(4):              # the least disturbed of 3 blocks (the first
         known.clear()
         a = time.process_time(); document = decode_typed(body, EventPage)
         b = time.process_time(); rows = event_rows(document, metric_id, "Received Email", 0, 2 ** 40)
-        c = time.process_time(); lines = record_lines("receive", rows, "2026-01-01T00:00:00.000000Z")
+        c = time.process_time(); lines = envelope("receive").lines(rows, "2026-01-01T00:00:00.000000Z")
         d = time.process_time()
         spent = [spent[0] + b - a, spent[1] + c - b, spent[2] + d - c]
         del document, lines
@@ -405,6 +412,91 @@ def bench_shape(shape, events, args, source, workdir, results):
         sandbox.close()
 
 
+# --mechanisms: each concurrency mechanism switched off in turn, all else at its default: the
+# catalog metrics' head start by a catalog without the metric ids --discover notes (the
+# look-up-first path), the decode helper by config decode_processes 0. A variant may also set
+# environment variables for the tap ("env"), as the fetch-ahead's did until its figures removed it
+# (docs/concurrency.md).
+MECHANISMS = {
+    "all on": {},
+    "no head start": {"unnoted": True},
+    "no decode helper": {"extra": {"decode_processes": 0}},
+}
+
+
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _unnoted_catalog(catalog_path, workdir, name):
+    """The catalog without the metric ids discovery notes in the classic tables' entries."""
+    catalog = json.loads(Path(catalog_path).read_text())
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            item["metadata"].pop("tap-klaviyo.metrics", None)
+    path = workdir / f"catalog-{name}-unnoted.json"
+    path.write_text(json.dumps(catalog))
+    return path
+
+
+def bench_mechanisms(shape, args, source, workdir, results):
+    """The ten classic tables, and on --events-shapes the stream `events` (which fetches the metric
+    list first whatever the catalog notes: no head start to switch off), with each mechanism
+    switched off in turn (see _mechanism_rounds)."""
+    sandbox = Sandbox(shape, 0, args, workdir)
+    try:
+        expected = sum(sandbox.info["classic_events"].values())
+        inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra)
+        unnoted = inputs[:2] + (_unnoted_catalog(inputs[2], workdir, shape),) + inputs[3:]
+        _mechanism_rounds(sandbox, source, workdir, args, results, shape, expected, inputs, unnoted, list(MECHANISMS))
+        if shape in args.events_shapes:
+            inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra, ("events",), f"{shape}-events")
+            _mechanism_rounds(sandbox, source, workdir, args, results, f"{shape}-events", expected, inputs, None,
+                              [name for name in MECHANISMS if name != "no head start"])
+    finally:
+        sandbox.close()
+
+
+def _mechanism_rounds(sandbox, source, workdir, args, results, name, expected, inputs, unnoted, names):
+    """args.mechanisms rounds; each round runs every variant once, in an order rotated from round to
+    round, so that the machine's drift falls on each alike. Prints each variant's median wall and
+    CPU and the median of its paired differences from "all on" in the same round."""
+    runs = {variant: [] for variant in names}
+    print(f"\n## {name}: each mechanism switched off in turn, {args.mechanisms} rounds "
+          f"({expected} events, concurrency {args.default_concurrency})", flush=True)
+    for round_number in range(args.mechanisms):
+        turn = round_number % len(names)
+        for variant in names[turn:] + names[:turn]:
+            switch = MECHANISMS[variant]
+            label = f"{name}-mech-{variant.replace(' ', '-')}-{round_number}"
+            run = run_once(sandbox, source, workdir, label, unnoted if switch.get("unnoted") else inputs,
+                           None, 3600, switch.get("extra"), switch.get("env"))
+            if run["records"] != expected:
+                print(f"  !! {variant}: {run['records']} records, expected {expected}")
+            runs[variant].append(run)
+        print(f"  round {round_number + 1}: " + ", ".join(
+            f"{variant} {runs[variant][-1]['wall_s']:.2f} s / {runs[variant][-1]['cpu_s']:.2f} s CPU"
+            for variant in names), flush=True)
+    base = runs["all on"]
+    print(f"  {'':<18} {'wall median':>11} {'CPU median':>11} {'paired wall diff':>17} {'paired CPU diff':>16}")
+    summary = {}
+    for variant in names:
+        walls = [r["wall_s"] for r in runs[variant]]
+        cpus = [r["cpu_s"] for r in runs[variant]]
+        wall_diff = _median([r["wall_s"] - b["wall_s"] for r, b in zip(runs[variant], base)])
+        cpu_diff = _median([r["cpu_s"] - b["cpu_s"] for r, b in zip(runs[variant], base)])
+        summary[variant] = {"wall_s": walls, "cpu_s": cpus, "wall_median_s": _median(walls),
+                            "cpu_median_s": _median(cpus), "paired_wall_diff_s": wall_diff,
+                            "paired_cpu_diff_s": cpu_diff}
+        print(f"  {variant:<18} {_median(walls):>10.3f}s {_median(cpus):>10.3f}s {wall_diff:>+16.3f}s "
+              f"{cpu_diff:>+15.3f}s", flush=True)
+    print("  (paired diff: the variant minus 'all on' of the same round, median over rounds; "
+          "positive: the mechanism saves that much)")
+    results[f"{name}-mechanisms"] = {"events": expected, "rounds": args.mechanisms, "variants": summary}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", default="sparse,dense,default,profiles",
@@ -420,6 +512,10 @@ def main():
     parser.add_argument("--helper-shapes", default="sparse,dense",
                         help="shapes also run without decode helper processes (config decode_processes 0); '' for none")
     parser.add_argument("--profiles", type=int, default=50000, help="profiles in the profiles shape")
+    parser.add_argument("--mechanisms", type=int, default=0, metavar="ROUNDS",
+                        help="instead of the usual runs: on sparse and dense (of --shapes), ROUNDS rounds of "
+                             "syncs with each concurrency mechanism switched off in turn (fetch-ahead, the "
+                             "catalog metrics' head start, the decode helper), medians and paired differences")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},
@@ -449,6 +545,10 @@ def main():
           f"default concurrency {args.default_concurrency}" + (f"; config {args.config_extra}" if args.config_extra else ""))
     results, began = {}, time.monotonic()
     for shape in shapes:
+        if args.mechanisms:
+            if shape in ("sparse", "dense"):
+                bench_mechanisms(shape, args, source, workdir, results)
+            continue
         if shape == "profiles":
             bench_profiles(args.profiles, args, source, workdir, results)
             continue

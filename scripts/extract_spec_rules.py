@@ -1,7 +1,7 @@
 """Extract the request rules the sandbox enforces from Klaviyo's published OpenAPI spec.
 
 Reads `openapi/stable.json` of each revision branch of a local clone of klaviyo/openapi and writes
-tests/sandbox/spec_rules.json: per operation the query parameters each revision accepts (with
+tap_klaviyo/spec_rules.json: per operation the query parameters each revision accepts (with
 their enums and bounds), filter fields and operators, what a filter value must look like (from the
 spec's `x-klaviyo-filters`, 2026-04-15 on), required filters, rate limits, scopes and, for the two
 report operations, the request-body rules. Consecutive revisions with identical rules are merged
@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MIRROR = Path("/work/.mirror/klaviyo+openapi/repo")
-DEFAULT_OUTPUT = ROOT / "tests" / "sandbox" / "spec_rules.json"
+DEFAULT_OUTPUT = ROOT / "tap_klaviyo" / "spec_rules.json"
 SPEC_FILE = "openapi/stable.json"
 
 # Revision -> branch whose stable spec gives its rules. Klaviyo has published no 2026-10-15 branch:
@@ -47,29 +47,12 @@ BRANCHES = {
     "2026-10-15": "2026-07-15",
 }
 
-OPERATIONS = (
-    ("GET", "/api/metrics"),
-    ("GET", "/api/events"),
-    ("GET", "/api/lists"),
-    ("GET", "/api/lists/{id}"),
-    ("GET", "/api/segments"),
-    ("GET", "/api/segments/{id}"),
-    ("GET", "/api/profiles"),
-    ("GET", "/api/campaigns"),
-    ("GET", "/api/campaigns/{id}/campaign-messages"),
-    ("GET", "/api/campaign-messages"),
-    ("GET", "/api/campaign-messages/{id}/campaign-variations"),
-    ("GET", "/api/campaigns/{id}/campaign-audiences"),
-    ("GET", "/api/flows"),
-    ("GET", "/api/flows/{id}/flow-actions"),
-    ("GET", "/api/flow-actions/{id}/flow-messages"),
-    ("GET", "/api/templates"),
-    ("GET", "/api/tags"),
-    ("GET", "/api/lists/{id}/profiles"),
-    ("GET", "/api/segments/{id}/profiles"),
-    ("POST", "/api/campaign-values-reports"),
-    ("POST", "/api/flow-series-reports"),
-)
+# Every operation the tap sends (its streams table says which), and those only the sandbox serves.
+sys.path.insert(0, str(ROOT))
+from tap_klaviyo.streams import operations as tap_operations  # noqa: E402
+
+SANDBOX_ONLY = ("GET /api/campaign-messages/{id}/campaign-variations", "GET /api/campaigns/{id}/campaign-audiences")
+OPERATIONS = tuple(tuple(key.split(" ", 1)) for key in dict.fromkeys((*tap_operations(), *SANDBOX_ONLY)))
 
 # 2026-10-15 made the omnichannel Campaigns API GA (campaigns -> audiences -> messages ->
 # variations). No GA spec of it is published; the beta spec's operations are the best evidence, so

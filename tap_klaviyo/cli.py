@@ -76,6 +76,8 @@ def run(argv=None):
     if args.discover or not catalog_path:
         _setup_logging(after_singer=True)
     if args.discover:
+        from . import watchdog
+        watchdog.start(config.watchdog_seconds)     # a sync's is started by the engine, after its fork
         catalog = discovery.discover()
         from .streams import BY_NAME
         from .tasks.events import list_metrics

@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
-from . import __version__, decoding, metrics, pages
+from . import __version__, decoding, metrics, pages, watchdog
 from .errors import ApiError, redact
 from .ratelimit import RateLimiters
 
@@ -116,8 +116,28 @@ class _KlaviyoKey(requests.auth.AuthBase):
         return "_KlaviyoKey([redacted])"
 
 
+class _Permits:
+    """The body permits: a bounded semaphore whose holders the lock order knows (see watchdog)."""
+
+    def __init__(self, count):
+        self._semaphore = threading.BoundedSemaphore(count)
+
+    def acquire(self):
+        watchdog.waiting("body permit")
+        self._semaphore.acquire()
+        watchdog.hold("body permit")
+
+    def release(self):
+        watchdog.let_go("body permit")
+        self._semaphore.release()
+
+    def free(self):
+        return self._semaphore._value
+
+
 class _Answer:
-    """A response and its whole body, holding a body permit (a 200's) until released."""
+    """A response and its whole body, holding a body permit (a 200's) until released, by the thread
+    that read it."""
 
     def __init__(self, response, body, permits):
         self.response, self.body, self._permits = response, body, permits
@@ -126,35 +146,6 @@ class _Answer:
         permits, self._permits = self._permits, None
         if permits is not None:
             permits.release()
-
-
-class _Prefetch:
-    """exchange() run on a thread of its own; result() waits for its answer, or raises its error."""
-
-    def __init__(self, exchange):
-        self._exchange = exchange
-        self._answer = self._error = None
-        self._thread = threading.Thread(target=self._run, name="prefetch", daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        try:
-            self._answer = self._exchange()
-        except BaseException as exc:    # raised in the reader, which retries or fails as on any attempt
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._answer
-
-    def drop(self):
-        """An answer nobody will take: waits for it to end, then its body permit goes back."""
-        try:
-            self.result().release()
-        except BaseException:   # noqa: B036 - its failure concerns nobody now
-            pass
 
 
 class KlaviyoClient:
@@ -171,12 +162,12 @@ class KlaviyoClient:
         # time, most answers would otherwise wait their turn in memory (50 MB on the dense
         # benchmark); past this many, an answer waits unread in its socket. More than one, so the
         # next body is read while a page decodes.
-        self._bodies = threading.BoundedSemaphore(BODIES_HELD)
+        self._bodies = _Permits(BODIES_HELD)
         self.wait_to_decode = lambda: None      # the engine's back-pressure (Pool.wait_for_room)
         self.requests_made = 0
         self.throttled = 0
         self._spent = {}                # family -> the BudgetSpent that closed it for this run
-        self._prefetched = {}           # next-page link -> its _Prefetch
+
     def _session(self):
         session = getattr(self._local, "session", None)
         if session is None:
@@ -201,16 +192,15 @@ class KlaviyoClient:
             raise ApiError(f"Klaviyo sent a next-page link to {parts.scheme}://{parts.netloc}, not "
                            f"{self.config.base_url}; refusing to send the API key there")
 
-    def get(self, family, url, params=None, decode=None, shape=None, ahead=None):
+    def get(self, family, url, params=None, decode=None, shape=None):
         """One GET with retries: the parsed JSON document, or what decode(document) makes of it
         (decode may be a decoding.Mapping, run wherever a page is decoded). shape: a pages type to
-        decode the body into (default: dicts and lists). ahead(body), when given, is called on a 200's
-        body before it waits to be decoded; the next-page link it returns is fetched meanwhile."""
-        return self._request("GET", family, url, params, decode, shape=shape, ahead=ahead)
+        decode the body into (default: dicts and lists)."""
+        return self._request("GET", family, url, params, decode, shape=shape)
 
-    def _request(self, method, family, url, params, decode, payload=None, shape=None, ahead=None):
+    def _request(self, method, family, url, params, decode, payload=None, shape=None):
         self._check_same_origin(url)
-        arguments = (family, url, params, decode, payload, shape, ahead)
+        arguments = (family, url, params, decode, payload, shape)
         try:
             try:
                 return self._attempt(*arguments)
@@ -238,23 +228,18 @@ class KlaviyoClient:
             return next_url, (decode(document, next_url is None) if decode else document)
 
         url, query = self.url(path), params
-        try:
-            while url:
-                if isinstance(decode, decoding.PageMapper):
-                    mapping = decode.mapping()
-                    url, mapped = self.get(family, url, query, decoding.Mapping(
-                        decoding.with_next_link, (mapping.function, *mapping.arguments)), shape, decode.ahead)
-                    result = decode.finish(mapped, url is None)
-                    del mapped
-                else:
-                    url, result = self.get(family, url, query, split, shape)
-                query = None   # the next link carries the query and cursor; re-encoding breaks it
-                yield result
-                del result      # not held while the next page is fetched: a page of lines is megabytes
-        finally:
-            fetch = self._take_prefetched(url) if url else None
-            if fetch is not None:       # the reader stopped before taking it (the run ends)
-                fetch.drop()
+        while url:
+            if isinstance(decode, decoding.PageMapper):
+                mapping = decode.mapping()
+                url, mapped = self.get(family, url, query, decoding.Mapping(
+                    decoding.with_next_link, (mapping.function, *mapping.arguments)), shape)
+                result = decode.finish(mapped, url is None)
+                del mapped
+            else:
+                url, result = self.get(family, url, query, split, shape)
+            query = None   # the next link carries the query and cursor; re-encoding breaks it
+            yield result
+            del result      # not held while the next page is fetched: a page of lines is megabytes
 
     def post(self, family, path, body, decode=None):
         """One POST of a JSON:API body (the reporting endpoints, which only read) with the retries,
@@ -285,17 +270,18 @@ class KlaviyoClient:
         )(attempt))
 
     def _log_retry(self, details):
+        watchdog.announced(details["wait"])     # an announced wait is progress while it lasts
         LOGGER.warning("%s; retry %d in %.1f s", redact(details["exception"]), details["tries"],
                        details["wait"])
 
-    def _exchange(self, family, url, params, payload=None, session=None):
+    def _exchange(self, family, url, params, payload=None):
         """Send one request and read its answer: an _Answer, or Transient / ApiError when none came.
         A 200's body holds a permit of _bodies until the answer is released."""
         spent = self._spent.get(family)
         if spent is not None and time.time() < spent.resume_at:
             raise BudgetSpent(str(spent), spent.resume_at)
         self.limiters[family].acquire()
-        session = session or self._session()
+        session = self._session()
         path = urlsplit(url).path
         verb = "GET" if payload is None else "POST"
         started = time.monotonic()
@@ -328,6 +314,7 @@ class KlaviyoClient:
                 if status == 429:
                     self.throttled += 1
             metrics.http_request_duration(elapsed, family, status)
+        watchdog.progress()     # a request answered
         self._reached = True
         return _Answer(response, body, self._bodies if held else None)
 
@@ -350,24 +337,8 @@ class KlaviyoClient:
             return Transient(f"{verb} {path}: response broken off ({type(exc).__name__})")
         return exc
 
-    def _prefetch(self, family, url):
-        """Fetch url, a cursor's next page, on a thread of its own while the reader decodes the page
-        before it; the reader's next attempt on url takes the answer. A reader has one request in
-        flight either way (this one instead of its own), so concurrency still bounds them."""
-        with self._counts_lock:
-            if url in self._prefetched:
-                return      # a retried page glanced at again: its next page is on its way already
-            session = self._session()   # the reader's: it sends nothing until it takes this answer
-            self._prefetched[url] = _Prefetch(lambda: self._exchange(family, url, None, session=session))
-
-    def _take_prefetched(self, url):
-        with self._counts_lock:
-            return self._prefetched.pop(url, None)
-
-    def _attempt(self, family, url, params, decode, payload=None, shape=None, ahead=None):
-        fetch = self._take_prefetched(url) if params is None and payload is None else None
-        answer = fetch.result() if fetch is not None else self._exchange(family, url, params, payload)
-        next_url = None
+    def _attempt(self, family, url, params, decode, payload=None, shape=None):
+        answer = self._exchange(family, url, params, payload)
         try:
             path = urlsplit(url).path
             verb = "GET" if payload is None else "POST"
@@ -376,10 +347,6 @@ class KlaviyoClient:
             if status == 200:
                 if headers.get("RateLimit-Remaining") == "0":
                     limiter.pause(_seconds(headers.get("RateLimit-Reset")) or 1.0)
-                next_url = ahead(body) if ahead is not None and self.config.concurrency > 1 else None
-                if next_url:
-                    self._check_same_origin(next_url)
-                    self._prefetch(family, next_url)
                 return self._decode(path, body, decode, verb, shape)
             if status == 429:
                 wait = _seconds(headers.get("Retry-After"))
@@ -398,15 +365,6 @@ class KlaviyoClient:
             if status >= 500 or status == 408:
                 raise Transient(f"{verb} {path}: {status} {response.reason or ''} ({detail})".replace("  ", " "))
             raise RefusedError(f"{verb} {path}: " + _what_to_do(status, detail, self.config), status, path, detail)
-        except BaseException:
-            # this page is retried, or the run ends: the page after it, fetched ahead, is no one's.
-            # Its permit goes back and its request ends before this page is sent again (one request
-            # in flight per reader, and the reader's session used by one thread at a time).
-            orphan = self._take_prefetched(next_url) if next_url else None
-            if orphan is not None:
-                answer.release()
-                orphan.drop()
-            raise
         finally:
             answer.release()
 

@@ -58,6 +58,9 @@ SETTINGS = (
             minimum=1, maximum=365),
     Setting("report_lookback_days", "integer", 7, "Stream `flow_series`: days before the bookmark re-read "
             "every run (Klaviyo attributes conversions days after a send)", minimum=0),
+    Setting("watchdog_seconds", "number", 600, "Seconds a run may go without progress (a page written, a "
+            "request answered, an announced wait) before it stops with every thread's stack on stderr and a "
+            "non-zero exit, instead of hanging; keep it above request_timeout", minimum=1),
 )
 
 
@@ -78,6 +81,7 @@ class Config(msgspec.Struct, frozen=True):
     conversion_metric: str
     report_days: int
     report_lookback_days: int
+    watchdog_seconds: float
 
     def __repr__(self):
         return f"Config(base_url={self.base_url!r}, revision={self.revision!r}, api_key=[redacted])"

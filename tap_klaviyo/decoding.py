@@ -26,7 +26,7 @@ import time
 
 import msgspec
 
-from . import pages
+from . import pages, watchdog
 
 LOGGER = logging.getLogger("tap_klaviyo")
 _SIZES = struct.Struct("<QQ")       # a job: its pickled spec's size, its body's size
@@ -52,12 +52,9 @@ class Mapping(msgspec.Struct, frozen=True):
 class PageMapper(msgspec.Struct, frozen=True):
     """What a paged read does with each page, split so that the costly part may run in a helper:
     mapping() gives the Mapping for the next page (its arguments may change from page to page),
-    finish(mapped, is_last_page) runs in the reading thread on what it returned. ahead(body), if
-    given, glances at a page before it waits to be decoded and returns the next-page link to fetch
-    meanwhile, or None."""
+    finish(mapped, is_last_page) runs in the reading thread on what it returned."""
     mapping: object
     finish: object
-    ahead: object = None
 
 
 def with_next_link(document, function, *arguments):
@@ -141,6 +138,7 @@ class _Helper:
         os.close(jobs_in)
         os.close(results_out)
         self.pid = pid
+        watchdog.child(pid)     # ended by the watchdog if the run stalls
         self.pages = 0
         self._jobs = os.fdopen(jobs_out, "wb", buffering=0)
         self._results = os.fdopen(results_in, "rb")
@@ -189,11 +187,14 @@ class _Helper:
             except ChildProcessError:
                 return None
             if pid:
+                watchdog.child_gone(self.pid)
                 return usage
             if time.monotonic() > deadline:
                 LOGGER.warning("decode helper process %d did not end within 10 s of the sync; killed", self.pid)
                 os.kill(self.pid, signal.SIGKILL)
-                return os.wait4(self.pid, 0)[2]
+                usage = os.wait4(self.pid, 0)[2]
+                watchdog.child_gone(self.pid)
+                return usage
             time.sleep(0.002)
 
 
@@ -276,21 +277,25 @@ class Decoders:
             self._give_back(None)
 
     def _take(self, portable):
+        watchdog.waiting("decode turn")
         with self._condition:
             while True:
                 for turn in self._free:
                     if portable or turn is None:
                         self._free.remove(turn)
+                        watchdog.hold("decode turn")
                         return turn
                 self._condition.wait()
 
     def _give_back(self, turn):
+        watchdog.let_go("decode turn")
         with self._condition:
             self._free.append(turn)
             self._free.sort(key=lambda t: t is None)    # helpers first
             self._condition.notify_all()
 
     def _lose(self, helper):
+        watchdog.let_go("decode turn")
         helper.close()
         if helper in self._helpers:     # close() may have ended them all meanwhile (a failing run)
             self._helpers.remove(helper)

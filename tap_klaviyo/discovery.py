@@ -212,40 +212,53 @@ def discover_all_selected():
 
 # --- the key's access -----------------------------------------------------------------------------
 
-# The collection a 403 came from names the scope when Klaviyo's detail does not.
-_SCOPE_OF_COLLECTION = {
-    "metrics": "metrics:read", "events": "events:read", "profiles": "profiles:read", "lists": "lists:read",
-    "segments": "segments:read", "campaigns": "campaigns:read", "flows": "flows:read",
-    "flow-actions": "flows:read", "templates": "templates:read", "tags": "tags:read",
-    "campaign-values-reports": "campaigns:read", "flow-series-reports": "flows:read",
-}
+def _scope_of_path(path):
+    """The one scope the spec gives the operation at path ('/api/flows/XyZ/flow-actions'), or None."""
+    from . import apispec
+    for operation in apispec.operations():
+        template = operation.split(" ", 1)[1]
+        if re.fullmatch(re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(template)) + "/?", path):
+            scopes = apispec.scopes(operation)
+            return scopes[0] if len(scopes) == 1 else None
+    return None
+
+
 # a list's or segment's members need two scopes: a 403 there whose detail names neither may mean either
 _MEMBERS_PATH = re.compile(r"^/api/(lists|segments)/[^/]+/profiles/?$")
 # answers that concern every request, not one endpoint: the key (401) and the revision (410)
 _FATAL_STATUSES = (401, 410)
 
 
-def _probe(scope, revision):
-    """(rate family, path, params) of the cheapest request that needs scope: one small page of few
-    fields, and only parameters the revision's spec lists."""
-    def smallest(endpoint):
-        return {"page[size]": 1} if revisions.page_size(endpoint, revision) else {}
+# A filter that makes a probe's page empty where the operation has no page[size] to keep it small
+# (events before 2026-01-15: a range before any event); a saving only, none is needed.
+_EMPTY_PAGE = {"GET /api/events": "less-than(datetime,2000-01-01T00:00:00Z)"}
 
-    if scope == "events:read":
-        # before 2026-01-15 there is no page[size]: a range before any event makes the page empty
-        return "events", "/api/events", {"fields[event]": "timestamp", **smallest("events"),
-                                         "filter": "less-than(datetime,2000-01-01T00:00:00Z)"}
-    if scope == "campaigns:read":
-        if revisions.base(revision) >= revisions.OMNICHANNEL_CAMPAIGNS:
-            # omnichannel campaigns: no channel filter (none is required), no `name` attribute
-            return "campaigns", "/api/campaigns", {"fields[campaign]": "created_at", **smallest("campaigns")}
-        return "campaigns", "/api/campaigns", {"filter": "equals(messages.channel,'email')",
-                                               "fields[campaign]": "name", **smallest("campaigns")}
-    collection = scope.split(":")[0]
-    kind = {"metrics": "metric", "profiles": "profile", "lists": "list", "segments": "segment", "flows": "flow",
-            "templates": "template", "tags": "tag"}[collection]
-    field = "email" if kind == "profile" else "name"
-    return collection, f"/api/{collection}", {f"fields[{kind}]": field, **smallest(collection)}
+
+def _probe(scope, revision):
+    """(rate family, path, params) of the cheapest request that needs scope alone: the first list
+    operation the streams read that needs only it, asking for one small page of one small field, and
+    only parameters the revision's spec lists (a filter it requires taken from the stream row that
+    fans out over it)."""
+    from . import apispec
+    from .streams import STREAMS, at_revision, compose_filter, families, partitions
+    rows = [at_revision(stream, revision) for stream in STREAMS]
+    for operation in (op for row in rows for op in (row.operation, *row.reads) if op):
+        method, path = operation.split(" ", 1)
+        if method != "GET" or "{" in path or apispec.scopes(operation) != (scope,) or \
+                not apispec.exists(operation, revision):
+            continue
+        rules = apispec.rules(operation, revision)
+        resource = rules["resource"]
+        params = {f"fields[{resource}]": apispec.cheapest(operation, resource, revision),
+                  **apispec.page_param(operation, revision, smallest=True)}
+        if not params.get("page[size]") and operation in _EMPTY_PAGE:
+            params["filter"] = _EMPTY_PAGE[operation]
+        if rules["params"].get("filter", {}).get("required"):
+            row = next(row for row in rows if row.operation == operation and row.partitions)
+            params["filter"] = compose_filter(*partitions(row)[0])
+        family = next(name for name, (op, condition) in families().items() if op == operation and not condition)
+        return family, path, params
+    raise KeyError(f"no list operation of the streams needs scope {scope} alone")
 
 
 def _streams_phrase(names):
@@ -335,8 +348,7 @@ def scope_failure(error, streams):
             return (f"{_streams_phrase(names)} need{'' if len(names) > 1 else 's'} scopes {scopes[0]} and "
                     f"{scopes[1]}, and the API key lacks one of them (403 on {error.path}: {error.detail}); give "
                     "the key both read accesses in Klaviyo, or leave the stream unselected")
-    collection = (error.path or "").strip("/").split("/")[1:2]
-    scope = found.group(1) if found else _SCOPE_OF_COLLECTION.get(collection[0] if collection else None)
+    scope = found.group(1) if found else _scope_of_path(error.path or "")
     names = [stream.name for stream in streams if scope in stream.scopes]
     if not scope or not names:
         return str(error)

@@ -18,7 +18,7 @@ import time
 
 import msgspec
 
-from . import metrics
+from . import metrics, watchdog
 from . import state as bookmarks
 from .decoding import Decoders
 from . import timeutil
@@ -32,16 +32,15 @@ PAGES_WAITING = 4
 
 
 class Page(msgspec.Struct):
+    """What a task hands the writer: RECORD lines and how many rows they hold, the tasks to run
+    next, whether the task is done, and one value its stream's state interprets (state.Mark for the
+    spans of incremental streams; StreamState.apply)."""
     task: object
     lines: bytes = b""
     count: int = 0
-    progress: int | None = None     # spans: every row before this instant is emitted
     done: bool = False              # the task has nothing more to send
-    stopped: bool = False           # spans: ended before its upper (e.g. a daily budget spent); the
-                                    # watermark holds at its progress for the rest of the run
-    split_at: int | None = None     # spans: the task stops at this instant; `spawn` covers the rest
-    unread: bool = False            # spans: the stream has nothing to read this run (Watermark.unread)
     spawn: list = msgspec.field(default_factory=list)   # (task, rank) pairs to run next
+    mark: object = None
 
 
 class Failure(msgspec.Struct):
@@ -66,59 +65,6 @@ class Span:
 
     def describe(self):
         return f"{timeutil.to_bookmark(self.progress)}..{timeutil.to_bookmark(self.upper)}"
-
-
-class Watermark:
-    """Per incremental stream: every row before value() has been emitted.
-
-    Each unit's spans tile its range in time order; a unit with no span yet holds the mark at the
-    stream's start.
-    """
-
-    def __init__(self, begin, end):
-        self.begin = begin
-        self.end = end
-        self._spans = {}            # unit -> its spans in time order, None until planned
-        self._first_open = {}
-        # A task found mid-run that the stream has nothing to read (a metric table whose metric
-        # the account lacks; Page.unread): the state's bookmark is left as it is, none if none, as
-        # when a planner finds so before planning, so a lower start_date still reaches back.
-        self.unread = False
-
-    def expect(self, unit):
-        self._spans.setdefault(unit, None)
-        self._first_open[unit] = 0
-
-    def plan(self, unit, spans):
-        self._spans[unit] = list(spans)
-        self._first_open[unit] = 0
-
-    def split(self, span, children):
-        """span now ends where children begin; children follow it, in time order."""
-        spans = self._spans[span.unit]
-        at = spans.index(span, self._first_open[span.unit])
-        spans[at + 1:at + 1] = children
-
-    def value(self):
-        marks = []
-        for unit, spans in self._spans.items():
-            if spans is None:
-                marks.append(self.begin)
-                continue
-            index = self._first_open[unit]
-            while index < len(spans) and spans[index].done and not spans[index].stopped:
-                index += 1
-            self._first_open[unit] = index
-            marks.append(spans[index].progress if index < len(spans) else self.end)
-        # re-reading the lookback never moves a bookmark backwards
-        return max(self.begin, min(marks)) if marks else self.begin
-
-    def reading(self):
-        for unit, spans in self._spans.items():
-            index = self._first_open[unit]
-            if spans and index < len(spans):
-                return spans[index]
-        return None
 
 
 def _tune_memory():
@@ -164,7 +110,9 @@ class Pool:
             thread.start()
 
     def take(self, timeout):
+        watchdog.writing(False)     # the writer is back; writing a page to stdout was the target's time
         item = self.results.get(timeout=timeout)
+        watchdog.writing(True)
         with self._taken:
             self._taken.notify_all()
         return item
@@ -176,6 +124,7 @@ class Pool:
         on it held its page (11 pages of lines, 30 MB, at the dense benchmark's peak)."""
         if threading.current_thread() is self._writer:
             return      # the writer waiting for itself would wait forever
+        watchdog.waiting("writer room")
         with self._taken:
             while self.results.qsize() >= PAGES_WAITING and not self.stop.is_set():
                 self._taken.wait(0.5)
@@ -199,6 +148,7 @@ class Pool:
                 if self.stop.is_set():
                     return False
                 self.results.put(page)
+                watchdog.progress()     # a page handed to the writer
                 del page    # else held while the task fetches its next page
         except BaseException as exc:   # handed to the main thread, which ends the run
             self.results.put(Failure(task, exc))
@@ -218,7 +168,7 @@ class _Progress:
         if count:       # a parent read only for its children's sake writes no rows
             self.rows[stream_name] += count
 
-    def maybe_log(self, watermarks, force=False):
+    def maybe_log(self, states, force=False):
         now = time.monotonic()
         elapsed = now - self._last
         if not force and elapsed < PROGRESS_SECONDS:
@@ -228,7 +178,8 @@ class _Progress:
             if new or force:
                 metrics.record_count(new, name)
             if new and not force:
-                span = watermarks[name].reading() if name in watermarks else None
+                watermark = states[name].watermark if name in states else None
+                span = watermark.reading() if watermark is not None else None
                 where = f", reading {span.describe()}" if span else ""
                 LOGGER.info("progress %s: %d rows (%.0f rows/s)%s", name, total, new / elapsed, where)
         self._logged = dict(self.rows)
@@ -237,7 +188,8 @@ class _Progress:
 
 class SyncContext:
     """What the per-family planners share: settings, the client, the incoming state, the sync's
-    upper bound, the watermarks they register, and lookups made once per run."""
+    upper bound, each stream's state (StreamState, which planners give a watermark), and lookups
+    made once per run."""
 
     def __init__(self, config, client, state, started, streams, columns=None, catalog_metrics=None):
         self.config = config
@@ -258,11 +210,20 @@ class SyncContext:
                 stream = self.rows[stream.parent]
         self.columns = columns or {}            # stream name -> selected columns (None: all)
         self.catalog_metrics = catalog_metrics or {}    # classic table -> [(metric id, name)] discovery noted
-        self.watermarks = {}
+        self.states = {}                # stream name -> its StreamState, kept by the writer thread
         self._cache = {}
         self._claimed = set()
         self._locks = {}                # key -> the lock its computation runs under
         self._locks_lock = threading.Lock()
+
+    def state_of(self, name):
+        """The stream's StreamState (made on first use; planning and the writer thread only)."""
+        stream_state = self.states.get(name)
+        if stream_state is None:
+            row = self.rows[name]
+            parent = self.state_of(row.parent) if row.parent else None
+            stream_state = self.states[name] = bookmarks.StreamState(name, self.state, parent)
+        return stream_state
 
     def claim(self, key):
         """True the first time key is claimed in this run (a plan made once for several streams)."""
@@ -343,16 +304,14 @@ def decode_helpers(config):
     return 1 if cores >= 2 else 0
 
 
-def _bookmark(state, name, watermark, final=False):
-    """The stream's bookmark is its watermark. During the run it is written once the mark has moved
-    or the state had one: a stream whose reading has not begun (or finds it has nothing to read)
-    pins no start_date in a STATE a kill would leave. At the end every stream's is written, but
-    for one with nothing to read this run (Watermark.unread), whose state is left as it is."""
-    if watermark.unread:
-        return
-    value = watermark.value()
-    if final or value > watermark.begin or bookmarks.since(state, name) is not None:
-        bookmarks.set_since(state, name, value)
+def _settle(states):
+    """Marks the streams that are complete, parents before their children."""
+    changed = True
+    while changed:
+        changed = False
+        for stream_state in states.values():
+            if not stream_state.complete and stream_state.settle():
+                changed = True
 
 
 def run(config, client, streams, state, writer, planners, columns=None, catalog_metrics=None):
@@ -364,9 +323,11 @@ def run(config, client, streams, state, writer, planners, columns=None, catalog_
     _tune_memory()      # first: forked helpers inherit it
     # forked before any thread or connection exists (the client opens its sessions lazily)
     client.decoders = Decoders(decode_helpers(config))
+    watchdog.start(config.watchdog_seconds)     # after the fork: no helper inherits its thread
     try:
         return _run(config, client, streams, state, writer, planners, columns, catalog_metrics)
     finally:
+        watchdog.stop()
         client.decoders.close()
 
 
@@ -376,12 +337,20 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
     output = _Output(writer, streams, columns)
     pool = Pool(client, config)
     pending = 0
+
+    def submit(task, rank):
+        nonlocal pending
+        pool.submit(task, rank)
+        context.state_of(task.stream.name).pending += 1
+        pending += 1
+
     for stream in streams:
         stream = context.rows[stream.name]
+        context.state_of(stream.name)
         for task, rank in planners[stream.family](stream, context):
-            pool.submit(task, rank)
-            pending += 1
-    watermarks = context.watermarks
+            submit(task, rank)
+    states = context.states
+    _settle(states)
 
     progress = _Progress(streams)
     pool.start()
@@ -390,43 +359,34 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
             try:
                 item = pool.take(timeout=1.0)
             except queue.Empty:
-                progress.maybe_log(watermarks)
+                progress.maybe_log(states)
                 continue
             if isinstance(item, Failure):
                 raise item.error
             task = item.task
+            stream_state = context.state_of(task.stream.name)
             output.records(item.lines)
             progress.add(task.stream.name, item.count)
-            if item.split_at is not None:
-                task.upper = item.split_at
-                watermarks[task.stream.name].split(task, [child for child, _ in item.spawn
-                                                          if isinstance(child, Span)])
-            if item.progress is not None:
-                task.progress = item.progress
+            if stream_state.watermark is not None:
+                stream_state.apply(task, item.mark, [child for child, _ in item.spawn
+                                                     if isinstance(child, Span) and child.stream.name == task.stream.name])
             for child, rank in item.spawn:
-                if item.split_at is None and isinstance(child, Span):
-                    # a unit found during the run (a metric the catalog lacked): it holds the
-                    # watermark from now, before the page that found it can move it
-                    watermarks[child.stream.name].plan(child.unit, [child])
-                pool.submit(child, rank)
-            pending += len(item.spawn)
-            if item.stopped:
-                task.stopped = True
-            if item.unread:
-                watermarks[task.stream.name].unread = True
+                submit(child, rank)
             if item.done:
                 task.done = True
+                stream_state.pending -= 1
                 pending -= 1
-            if task.stream.name in watermarks:
-                _bookmark(state, task.stream.name, watermarks[task.stream.name])
+                _settle(states)
+            stream_state.write()
             output.state(state)
-            progress.maybe_log(watermarks)
+            progress.maybe_log(states)
     finally:
         pool.stop.set()
-    for name, watermark in watermarks.items():
-        _bookmark(state, name, watermark, final=True)
+    _settle(states)
+    for stream_state in states.values():
+        stream_state.write(final=True)
     output.state(state, force=True)
-    progress.maybe_log(watermarks, force=True)
+    progress.maybe_log(states, force=True)
     LOGGER.info("sync done in %.1f s: %s; %d requests, %d throttled", time.monotonic() - started_clock,
                 ", ".join(f"{n} {c}" for n, c in progress.rows.items()), client.requests_made, client.throttled)
     return state

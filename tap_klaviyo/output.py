@@ -1,6 +1,9 @@
 """Singer messages on stdout: one JSON object per line, written by one writer only."""
+import functools
 import sys
 import time
+
+import msgspec
 
 from .errors import TargetGone
 from .pages import encode, encode_into
@@ -10,18 +13,30 @@ def time_extracted():
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
-def record_lines(stream, rows, extracted):
-    """RECORD messages for rows, as newline-terminated bytes (a bytearray) ready to write."""
-    # the envelope is the same for every row: encoded once; rows are encoded straight into one
-    # buffer, which costs half of joining a page's 1,000 encoded rows
-    head = b'{"type":"RECORD","stream":' + encode(stream) + b',"record":'
-    tail = b',"time_extracted":' + encode(extracted) + b'}\n'
-    lines = bytearray()
-    for row in rows:
-        lines += head
-        encode_into(row, lines, -1)
-        lines += tail
-    return lines
+class Envelope(msgspec.Struct, frozen=True):
+    """The RECORD message around one stream's rows: the one place a RECORD line is put together,
+    made once per run for each stream (envelope()). Plain bytes, so a decode helper process is
+    handed the envelope itself."""
+    head: bytes
+
+    def lines(self, rows, extracted=None):
+        """RECORD messages for rows, as newline-terminated bytes (a bytearray) ready to write."""
+        # the envelope is the same for every row; rows are encoded straight into one buffer, which
+        # costs half of joining a page's 1,000 encoded rows
+        head = self.head
+        tail = b',"time_extracted":' + encode(extracted or time_extracted()) + b'}\n'
+        lines = bytearray()
+        for row in rows:
+            lines += head
+            encode_into(row, lines, -1)
+            lines += tail
+        return lines
+
+
+@functools.cache
+def envelope(stream_name):
+    """The stream's RECORD envelope (one per stream for the run)."""
+    return Envelope(b'{"type":"RECORD","stream":' + encode(stream_name) + b',"record":')
 
 
 class MessageWriter:

@@ -118,27 +118,6 @@ class EventPage(msgspec.Struct):
         return self.links.next if self.links is not None else None
 
 
-class _GlancedAttributes(msgspec.Struct):
-    timestamp: Any = None
-    datetime: Any = None
-
-
-class _GlancedEvent(msgspec.Struct):
-    id: Any = None
-    attributes: _GlancedAttributes | None = None
-
-
-class EventGlance(msgspec.Struct):
-    """An /api/events page at a glance: its events' ids and times and its next link, every other
-    member skipped (a tenth of the cost of decoding the page)."""
-    data: list[_GlancedEvent] | None = None
-    links: _Links | None = None
-
-    @property
-    def next_url(self):
-        return self.links.next if self.links is not None else None
-
-
 def next_link(document):
     """links.next of a page, decoded as a pages type or as dicts."""
     if isinstance(document, dict):

@@ -11,36 +11,10 @@ import logging
 import threading
 import time
 
-from . import revisions
+from . import apispec, revisions, watchdog
+from .streams import families
 
 LOGGER = logging.getLogger("tap_klaviyo")
-
-# Which tier each endpoint family the tap calls belongs to.
-FAMILY_TIERS = {
-    "metrics": "M",
-    "events": "XL",
-    "lists": "L",
-    "segments": "L",
-    "list_count": "XS",
-    "segment_count": "XS",
-    "profiles": "L",
-    "campaigns": "M",
-    "campaign_messages": "M",
-    "campaign_message_list": "M",
-    "flows": "S",
-    "flow_actions": "S",
-    "flow_messages": "S",
-    "tags": "S",
-    "list_profiles": "L",
-    "segment_profiles": "L",
-    # profiles with predictive_analytics: the spec drops the endpoint to 10/s, 150/min
-    "profiles_predictive": "M",
-    # each report endpoint is limited on its own: 1/s, 2/min (and 225 a day, which only Klaviyo knows)
-    "campaign_values": "reporting",
-    "flow_series": "reporting",
-    # a tier that changed: ((first revision, tier), ...), latest first
-    "templates": (("2025-10-15", "L"), ("2025-01-15", "M")),
-}
 
 # What each family is, in the words of the wait message; others read as their name.
 FAMILY_NAMES = {
@@ -111,19 +85,21 @@ class RateLimiter:
             LOGGER.info("waiting %.0f s for Klaviyo's rate limit on %s (%d/s, %d/min)%s", max(seconds, 1),
                         self.name or "this endpoint", self.burst, self.steady, why)
         self._told_until = max(self._told_until, now + seconds)
+        watchdog.announced(seconds)     # an announced wait is progress while it lasts
 
 
-def family_tier(family, revision):
-    """The tier name of an endpoint family in revision."""
-    tier = FAMILY_TIERS[family]
-    return tier if isinstance(tier, str) else revisions.in_force(tier, revision)
+def family_limits(family, revision):
+    """(burst per second, steady per minute) of an endpoint family in revision, as the published spec
+    gives them for the operation the family sends (streams.families)."""
+    operation, condition = families()[family]
+    return apispec.limits(operation, revision, condition)
 
 
 class RateLimiters:
-    """One limiter per endpoint family, created on first use, at its tier's limits in `revision`
-    (the spec raised tier L's steady limit from 700 to 750 a minute in 2026-01-15)."""
+    """One limiter per endpoint family, created on first use, at its limits in `revision` (the spec
+    raised tier L's steady limit from 700 to 750 a minute in 2026-01-15)."""
 
-    def __init__(self, revision=revisions.NEWEST):
+    def __init__(self, revision=revisions.DEFAULT):
         self.revision = revision
         self._limiters = {}
         self._lock = threading.Lock()
@@ -132,7 +108,7 @@ class RateLimiters:
         with self._lock:
             limiter = self._limiters.get(family)
             if limiter is None:
-                burst, steady = revisions.tier_limits(family_tier(family, self.revision), self.revision)
+                burst, steady = family_limits(family, self.revision)
                 limiter = RateLimiter(burst, steady, name=FAMILY_NAMES.get(family, family.replace("_", " ")))
                 self._limiters[family] = limiter
             return limiter

@@ -87,7 +87,7 @@ def _person_of(resource):
     return person
 
 
-def event_instant(event, warn=True):
+def event_instant(event):
     """Epoch seconds of an event (a pages.Event): its timestamp, else its datetime; None when it
     has neither."""
     attributes = event.attributes
@@ -99,28 +99,21 @@ def event_instant(event, warn=True):
     except ValueError:
         # A windowed query cannot match an event without a time, so this is a server anomaly; a row
         # whose replication key is null could not be bookmarked or re-read, so it is left out, loudly.
-        if warn:
-            LOGGER.warning("event %s has neither timestamp nor datetime; skipped", event.id)
+        LOGGER.warning("event %s has neither timestamp nor datetime; skipped", event.id)
         return None
 
 
-def _events_in_range(page, lower, upper, warn=True):
+def _events_in_range(page, lower, upper):
     """(instant, event) of a pages.EventPage's events in [lower, upper), in the page's order."""
     for event in page.data:
         attributes = event.attributes
         timestamp = attributes.timestamp if attributes is not None else None
         if not isinstance(timestamp, int):
-            timestamp = event_instant(event, warn)
+            timestamp = event_instant(event)
             if timestamp is None:
                 continue
         if lower <= timestamp < upper:
             yield timestamp, event
-
-
-def event_times(page, lower, upper):
-    """(instant, id) of the events of a page (a pages.EventPage or EventGlance) in [lower, upper):
-    where their rows fall, as event_rows places them (which warns of those without a time)."""
-    return [(instant, event.id) for instant, event in _events_in_range(page, lower, upper, warn=False)]
 
 
 def event_rows(page, metric_id, metric_name, lower, upper):

@@ -1,11 +1,17 @@
-"""Bookmarks in and out.
+"""Bookmarks in and out, and each stream's state during a run.
 
 The classic shape is kept: {"bookmarks": {"<stream>": {"since": "YYYY-MM-DDTHH:MM:SSZ"}}}.
 singer-io tap-klaviyo 1.1.4+ keyed the same thing by metric id; that is read too. Every key the
 tap does not know is carried through unchanged.
+
+During a run each stream has one StreamState, kept by the writer thread alone: where the stream
+begins, what each of its pages tells it (Page.mark), whether the stream is complete, and the
+bookmark it writes to STATE.
 """
 import copy
 import logging
+
+import msgspec
 
 from . import timeutil
 from .errors import ConfigError
@@ -120,3 +126,139 @@ def since(state, stream_name, metric_ids=()):
 def set_since(state, stream_name, epoch):
     bookmark = state.setdefault("bookmarks", {}).setdefault(stream_name, {})
     bookmark["since"] = timeutil.to_bookmark(epoch)
+
+
+class Mark(msgspec.Struct):
+    """What a page of an incremental stream's span tells its stream's state (Page.mark)."""
+    progress: int | None = None     # every row of the span before this instant is emitted
+    split_at: int | None = None     # the span stops at this instant; the page's new spans cover the rest
+    stopped: bool = False           # ended before its upper (a daily budget spent): the watermark holds at
+                                    # its progress for the rest of the run
+    unread: bool = False            # the stream has nothing to read this run
+
+
+class Watermark:
+    """Per incremental stream: every row before value() has been emitted.
+
+    Each unit's spans tile its range in time order; a unit with no span yet holds the mark at the
+    stream's start.
+    """
+
+    def __init__(self, begin, end):
+        self.begin = begin
+        self.end = end
+        self._spans = {}            # unit -> its spans in time order, None until planned
+        self._first_open = {}
+        # A task found mid-run that the stream has nothing to read (a metric table whose metric
+        # the account lacks; Mark.unread): the state's bookmark is left as it is, none if none, as
+        # when a planner finds so before planning, so a lower start_date still reaches back.
+        self.unread = False
+
+    def expect(self, unit):
+        self._spans.setdefault(unit, None)
+        self._first_open[unit] = 0
+
+    def plan(self, unit, spans):
+        self._spans[unit] = list(spans)
+        self._first_open[unit] = 0
+
+    def split(self, span, children):
+        """span now ends where children begin; children follow it, in time order."""
+        spans = self._spans[span.unit]
+        at = spans.index(span, self._first_open[span.unit])
+        spans[at + 1:at + 1] = children
+
+    def value(self):
+        marks = []
+        for unit, spans in self._spans.items():
+            if spans is None:
+                marks.append(self.begin)
+                continue
+            index = self._first_open[unit]
+            while index < len(spans) and spans[index].done and not spans[index].stopped:
+                index += 1
+            self._first_open[unit] = index
+            marks.append(spans[index].progress if index < len(spans) else self.end)
+        # re-reading the lookback never moves a bookmark backwards
+        return max(self.begin, min(marks)) if marks else self.begin
+
+    def reading(self):
+        for unit, spans in self._spans.items():
+            index = self._first_open[unit]
+            if spans and index < len(spans):
+                return spans[index]
+        return None
+
+
+class StreamState:
+    """One stream's state during a run (see the module's docstring). parent: the state of the stream
+    this one is read under, whose completion it waits for."""
+
+    def __init__(self, name, state, parent=None):
+        self.name = name
+        self._state = state         # the run's state object, which STATE messages write
+        self.parent = parent
+        self.watermark = None       # incremental streams: what their bookmark follows
+        self.pending = 0            # its tasks queued or running
+        self.complete = False
+
+    def bookmark(self, legacy_keys=()):
+        """The bookmark the run began with (epoch seconds), None when the state holds none."""
+        return since(self._state, self.name, legacy_keys)
+
+    def begin(self, start_date, started, legacy_keys=()):
+        """Where an incremental stream's range begins: its bookmark, else start_date; never after
+        the sync's start (a bookmark from a clock ahead of this one)."""
+        begin = self.bookmark(legacy_keys)
+        begin = start_date if begin is None else begin
+        if begin > started:
+            LOGGER.warning("stream %s: bookmark %s is after the sync start; reading from %s",
+                           self.name, timeutil.to_bookmark(begin), timeutil.to_bookmark(started))
+            begin = started
+        return begin
+
+    def track(self, begin, end):
+        """The stream's bookmark follows a watermark over [begin, end), which its planner fills."""
+        self.watermark = Watermark(begin, end)
+        return self.watermark
+
+    def apply(self, task, mark, spans):
+        """What a page of one of the stream's tasks tells: mark (a Mark, or None), and spans, the
+        page's new tasks that are spans of this stream (a split's parts, or units found mid-run)."""
+        watermark = self.watermark
+        if mark is not None and mark.split_at is not None:
+            task.upper = mark.split_at
+            watermark.split(task, spans)
+        else:
+            for span in spans:
+                # a unit found during the run (a metric the catalog lacked): it holds the
+                # watermark from now, before the page that found it can move it
+                watermark.plan(span.unit, [span])
+        if mark is None:
+            return
+        if mark.progress is not None:
+            task.progress = mark.progress
+        if mark.stopped:
+            task.stopped = True
+        if mark.unread:
+            watermark.unread = True
+
+    def settle(self):
+        """Whether the stream is complete now: nothing of its own left to run, and the stream it
+        is read under complete (which could still queue more of its tasks)."""
+        if not self.complete and self.pending == 0 and (self.parent is None or self.parent.complete):
+            self.complete = True
+        return self.complete
+
+    def write(self, final=False):
+        """Writes the stream's bookmark into the state: its watermark. During the run it is written
+        once the mark has moved or the state had one, so a stream whose reading has not begun (or
+        finds it has nothing to read) pins no start_date in a STATE a kill would leave. At the end
+        every incremental stream's is written, but for one with nothing to read this run
+        (Watermark.unread), whose state is left as it is."""
+        watermark = self.watermark
+        if watermark is None or watermark.unread:
+            return
+        value = watermark.value()
+        if final or value > watermark.begin or self.bookmark() is not None:
+            set_since(self._state, self.name, value)

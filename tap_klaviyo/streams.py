@@ -4,6 +4,8 @@ A stream is one row of STREAMS: what it reads, its key, how it replicates, which
 and which schema file describes its rows. The machinery in discovery, the engine and the task
 modules is shared; adding a metric-event table or one more JSON:API collection is adding a row.
 """
+import itertools
+
 import msgspec
 
 from .revisions import OMNICHANNEL_CAMPAIGNS as OMNICHANNEL
@@ -27,21 +29,21 @@ class Stream(msgspec.Struct, frozen=True):
     key: tuple
     method: str
     schema: str                             # file under schemas/, without .json
-    scopes: tuple                           # what the API key needs to read it
     replication_key: str | None = None
     classic: bool = False                   # one of the twelve classic tables (selected by default)
     metric_names: tuple = ()                # classic event tables: the metric's names, newest first
-    path: str | None = None                 # collections: the path, {id} filled from the parent
-    resource: str | None = None             # collections: the JSON:API type (for fields[...])
-    endpoint: str | None = None             # rate-limit family and page-size key of the path
+    operation: str | None = None            # the API operation it reads ('GET /api/flows/{id}/flow-actions'), its
+                                            # facts (page size, limits, scopes, fields) from apispec
+    reads: tuple = ()                       # other operations it reads (a metric list, the lists of members)
+    resource: str | None = None             # the JSON:API type it reads (for fields[...])
+    endpoint: str | None = None             # rate-limit family of the operation (default: the stream's name)
     params: tuple = ()                      # collections: fixed query parameters, as pairs
-    fan_out: tuple = ()                     # collections: one request chain per value (a required filter)
-    fan_out_filter: str | None = None       # ... the filter with {value} for each
+    partitions: tuple = ()                  # collections: Dimensions; one request chain per combination of
+                                            # their values (a filter the API requires, or one that shows more)
     parent: str | None = None               # collections: the stream whose ids fill {id}
     parent_column: str | None = None        # ... the row column carrying that id
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     additional_fields: tuple = ()           # attributes sent only when asked for (additional-fields[type])
-    cheapest: str | None = None             # collections: a small attribute, asked for when only ids are wanted
     columns: tuple = ()                     # collections: (column, attribute path) pairs where a row is not the
                                             # resource's attributes one for one; columns missing here stay null
     include: str | None = None              # collections read from their parent's pages, no request of their
@@ -50,12 +52,42 @@ class Stream(msgspec.Struct, frozen=True):
                                             # request includes it, so that its data is there)
     since: str | None = None                # the first revision that has the stream (before it: no rows)
     revised: tuple = ()                     # (first revision, ((field, value), ...)) changes, latest first
+    scopes: tuple = ()                      # what the API key needs: its operations' scopes (filled below)
+
+    @property
+    def path(self):
+        return self.operation.split(" ", 1)[1] if self.operation else None
+
+    @property
+    def rate_family(self):
+        """The rate-limit family of its requests."""
+        return self.endpoint or self.name
 
     def metrics_in(self, metrics):
         """(id, name) of the account's metrics, given as (id, name, integration name), whose events
         this classic table holds: Klaviyo's own metrics of its names."""
         return [(metric_id, name) for metric_id, name, integration in metrics
                 if integration == KLAVIYO_INTEGRATION and name in self.metric_names]
+
+
+class Dimension(msgspec.Struct, frozen=True):
+    """One way a collection is split into request chains: a filter, with {value} for each value."""
+    filter: str
+    values: tuple
+
+    def filters(self):
+        return tuple(self.filter.format(value=value) for value in self.values)
+
+
+def partitions(stream):
+    """The filter expressions of each of the stream's request chains: the product of its dimensions'
+    values (one chain, with no filter, for a stream without dimensions)."""
+    return list(itertools.product(*(dimension.filters() for dimension in stream.partitions)))
+
+
+def compose_filter(*expressions):
+    """One `filter` parameter from expressions Klaviyo ANDs together, None when there are none."""
+    return ",".join(expression for expression in expressions if expression) or None
 
 
 def revised(since, **changes):
@@ -76,13 +108,12 @@ def available(stream, revision):
 
 
 def _classic_event(name, *metric_names):
-    return Stream(name, CLASSIC_EVENT, ("id",), INCREMENTAL, "event", ("metrics:read", "events:read"),
-                  "timestamp", classic=True, metric_names=metric_names)
+    return Stream(name, CLASSIC_EVENT, ("id",), INCREMENTAL, "event", "timestamp", classic=True,
+                  metric_names=metric_names, operation="GET /api/events", reads=("GET /api/metrics",))
 
 
-def _collection(name, path, resource, endpoint, scopes, **more):
-    return Stream(name, COLLECTION, ("id",), FULL_TABLE, name, scopes, path=path, resource=resource,
-                  endpoint=endpoint, **more)
+def _collection(name, operation, resource, **more):
+    return Stream(name, COLLECTION, ("id",), FULL_TABLE, name, operation=operation, resource=resource, **more)
 
 
 # (column, attribute path) of the campaign streams, per shape. Sources: the spec branches up to
@@ -112,7 +143,7 @@ AUDIENCE_COLUMNS = (
     ("name", "definition.name"), ("included", "definition.included"), ("excluded", "definition.excluded"),
     ("priority", "definition.priority"), ("created", "created"), ("updated", "updated"))
 
-STREAMS = (
+_ROWS = (
     _classic_event("receive", "Received Email"),
     _classic_event("open", "Opened Email"),
     _classic_event("click", "Clicked Email"),
@@ -125,64 +156,119 @@ STREAMS = (
     _classic_event("unsubscribe", "Unsubscribed from Email Marketing", "Unsubscribed"),
     _classic_event("update_email_preferences", "Updated Email Preferences"),
     # email-suppressed profiles, one row per email with its latest reason
-    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", ("profiles:read",), classic=True),
-    # lists and segments together, as v1 returned them
-    Stream("lists", LIST, ("id",), FULL_TABLE, "list", ("lists:read", "segments:read"), classic=True),
+    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", classic=True,
+           operation="GET /api/profiles"),
+    # lists and segments together, as v1 returned them (with each one's profile count)
+    Stream("lists", LIST, ("id",), FULL_TABLE, "list", classic=True, operation="GET /api/lists",
+           reads=("GET /api/lists/{id}", "GET /api/segments", "GET /api/segments/{id}")),
 
     # Opt-in streams: Klaviyo's own resources, rows shaped like the API's.
-    Stream("events", EVENTS, ("id",), INCREMENTAL, "events", ("metrics:read", "events:read"), "datetime",
-           path="/api/events", resource="event", endpoint="events"),
-    _collection("metrics", "/api/metrics", "metric", "metrics", ("metrics:read",), cheapest="name"),
-    Stream("profiles", COLLECTION, ("id",), INCREMENTAL, "profiles", ("profiles:read",), "updated",
-           path="/api/profiles", resource="profile", endpoint="profiles", updated_field="updated",
+    Stream("events", EVENTS, ("id",), INCREMENTAL, "events", "datetime", operation="GET /api/events",
+           reads=("GET /api/metrics",), resource="event"),
+    _collection("metrics", "GET /api/metrics", "metric"),
+    Stream("profiles", COLLECTION, ("id",), INCREMENTAL, "profiles", "updated", operation="GET /api/profiles",
+           resource="profile", updated_field="updated",
            # predictive_analytics only when config profiles_predictive_analytics asks: it drops the tier
-           additional_fields=("subscriptions", "predictive_analytics"), cheapest="updated"),
+           additional_fields=("subscriptions", "predictive_analytics")),
     # Campaigns changed shape in 2026-10-15 (omnichannel: campaign -> audiences -> messages ->
     # variations); each column keeps one meaning across revisions, and a revision without it leaves
     # it null (docs/revisions.md lists which revision fills which).
-    _collection("campaigns", "/api/campaigns", "campaign", "campaigns", ("campaigns:read",), cheapest="name",
+    _collection("campaigns", "GET /api/campaigns", "campaign",
                 # before 2026-10-15 the list takes one channel at a time, and requires it
-                fan_out=("email", "sms", "mobile_push"), fan_out_filter="equals(messages.channel,'{value}')",
+                partitions=(Dimension("equals(messages.channel,'{value}')", ("email", "sms", "mobile_push")),),
                 columns=CAMPAIGN_COLUMNS,
-                revised=(revised(OMNICHANNEL, fan_out=(), fan_out_filter=None, cheapest="created_at",
-                                 columns=OMNICHANNEL_CAMPAIGN_COLUMNS),)),
-    _collection("campaign_messages", "/api/campaigns/{id}/campaign-messages", "campaign-message",
-                "campaign_messages", ("campaigns:read",), parent="campaigns", parent_column="campaign_id",
-                cheapest="created_at", columns=CAMPAIGN_MESSAGE_COLUMNS,
+                revised=(revised(OMNICHANNEL, partitions=(), columns=OMNICHANNEL_CAMPAIGN_COLUMNS),)),
+    _collection("campaign_messages", "GET /api/campaigns/{id}/campaign-messages", "campaign-message",
+                parent="campaigns", parent_column="campaign_id", columns=CAMPAIGN_MESSAGE_COLUMNS,
                 # one request chain for every message, not one request per campaign
-                revised=(revised(OMNICHANNEL, path="/api/campaign-messages", endpoint="campaign_message_list",
-                                 parent=None, parent_relationship="campaign", cheapest="created",
-                                 columns=OMNICHANNEL_MESSAGE_COLUMNS),)),
-    _collection("campaign_variations", None, "campaign-variation", None, ("campaigns:read",),
-                parent="campaign_messages", parent_column="campaign_message_id", include="campaign-variations",
-                columns=VARIATION_COLUMNS, since=OMNICHANNEL),
-    _collection("campaign_audiences", None, "campaign-audience", None, ("campaigns:read",),
-                parent="campaigns", parent_column="campaign_id", include="campaign-audiences",
-                columns=AUDIENCE_COLUMNS, since=OMNICHANNEL),
-    _collection("flows", "/api/flows", "flow", "flows", ("flows:read",), cheapest="name"),
-    _collection("flow_actions", "/api/flows/{id}/flow-actions", "flow-action", "flow_actions", ("flows:read",),
-                parent="flows", parent_column="flow_id", cheapest="created"),
-    _collection("flow_messages", "/api/flow-actions/{id}/flow-messages", "flow-message", "flow_messages",
-                ("flows:read",), parent="flow_actions", parent_column="flow_action_id", cheapest="created"),
-    _collection("templates", "/api/templates", "template", "templates", ("templates:read",),
-                additional_fields=("definition",), cheapest="name"),
-    _collection("tags", "/api/tags", "tag", "tags", ("tags:read",), cheapest="name"),
+                revised=(revised(OMNICHANNEL, operation="GET /api/campaign-messages", endpoint="campaign_message_list",
+                                 parent=None, parent_relationship="campaign", columns=OMNICHANNEL_MESSAGE_COLUMNS),)),
+    _collection("campaign_variations", None, "campaign-variation", parent="campaign_messages",
+                parent_column="campaign_message_id", include="campaign-variations", columns=VARIATION_COLUMNS,
+                since=OMNICHANNEL),
+    _collection("campaign_audiences", None, "campaign-audience", parent="campaigns", parent_column="campaign_id",
+                include="campaign-audiences", columns=AUDIENCE_COLUMNS, since=OMNICHANNEL),
+    _collection("flows", "GET /api/flows", "flow"),
+    _collection("flow_actions", "GET /api/flows/{id}/flow-actions", "flow-action", parent="flows",
+                parent_column="flow_id"),
+    _collection("flow_messages", "GET /api/flow-actions/{id}/flow-messages", "flow-message",
+                parent="flow_actions", parent_column="flow_action_id"),
+    _collection("templates", "GET /api/templates", "template", additional_fields=("definition",)),
+    _collection("tags", "GET /api/tags", "tag"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
-           ("lists:read", "profiles:read"), path="/api/lists/{id}/profiles", resource="list",
+           operation="GET /api/lists/{id}/profiles", reads=("GET /api/lists",), resource="list",
            endpoint="list_profiles", parent_column="list_id"),
     Stream("segment_members", MEMBERS, ("segment_id", "profile_id"), FULL_TABLE, "segment_members",
-           ("segments:read", "profiles:read"), path="/api/segments/{id}/profiles", resource="segment",
+           operation="GET /api/segments/{id}/profiles", reads=("GET /api/segments",), resource="segment",
            endpoint="segment_profiles", parent_column="segment_id"),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
-    # metrics scope finds the conversion metric (config conversion_metric).
+    # metric list finds the conversion metric (config conversion_metric).
     Stream("campaign_values", REPORT, ("campaign_message_id", "send_channel"), FULL_TABLE, "campaign_values",
-           ("campaigns:read", "metrics:read"), path="/api/campaign-values-reports",
-           resource="campaign-values-report", endpoint="campaign_values"),
-    Stream("flow_series", REPORT, ("flow_message_id", "send_channel", "date"), INCREMENTAL, "flow_series",
-           ("flows:read", "metrics:read"), "date", path="/api/flow-series-reports",
-           resource="flow-series-report", endpoint="flow_series"),
+           operation="POST /api/campaign-values-reports", reads=("GET /api/metrics",),
+           resource="campaign-values-report"),
+    Stream("flow_series", REPORT, ("flow_message_id", "send_channel", "date"), INCREMENTAL, "flow_series", "date",
+           operation="POST /api/flow-series-reports", reads=("GET /api/metrics",), resource="flow-series-report"),
 )
+
+# Requests the tasks send that no stream row names as its operation, as rate-limit families: family
+# -> (operation, the (parameter, value) the requests carry that the spec gives other limits, or None).
+OTHER_FAMILIES = {
+    "lists": ("GET /api/lists", None),
+    "segments": ("GET /api/segments", None),
+    "list_count": ("GET /api/lists/{id}", ("additional-fields[list]", "profile_count")),
+    "segment_count": ("GET /api/segments/{id}", ("additional-fields[segment]", "profile_count")),
+    "profiles_predictive": ("GET /api/profiles", ("additional-fields[profile]", "predictive_analytics")),
+}
+
+
+def _rows_of(stream):
+    """The stream's row in each of its revised shapes."""
+    return (stream, *(at_revision(stream, since) for since, _ in stream.revised))
+
+
+def _operations(stream):
+    """Every operation the stream may send, in any revision, those it reads first (a metric list)
+    before its own."""
+    return tuple(dict.fromkeys(op for row in _rows_of(stream) for op in (*row.reads, row.operation) if op))
+
+
+# Operations a row names that spec_rules.json lacks (a stream just added: run
+# scripts/extract_spec_rules.py); a test asserts there are none.
+MISSING_OPERATIONS = set()
+
+
+def _with_scopes(stream, by_name):
+    from . import apispec       # facts of the published spec (apispec.py)
+    source = by_name[stream.parent] if stream.include else stream
+    scopes = []
+    for operation in _operations(source):
+        if operation in apispec.operations():
+            scopes.extend(apispec.scopes(operation))
+        else:
+            MISSING_OPERATIONS.add(operation)
+    return msgspec.structs.replace(stream, scopes=tuple(dict.fromkeys(scopes)))
+
+
+STREAMS = tuple(_with_scopes(stream, {row.name: row for row in _ROWS}) for stream in _ROWS)
+
+
+def families():
+    """{rate-limit family: (operation, condition)} of every request the tap sends (see OTHER_FAMILIES)."""
+    table = dict(OTHER_FAMILIES)
+    for stream in STREAMS:
+        for row in _rows_of(stream):
+            if row.operation and row.family in (EVENTS, COLLECTION, MEMBERS, REPORT):
+                table.setdefault(row.rate_family, (row.operation, None))
+    return table
+
+
+def operations():
+    """Every operation some stream sends: what scripts/extract_spec_rules.py must extract."""
+    out = {op: None for stream in _ROWS for op in _operations(stream)}
+    out.update((op, None) for op, _ in OTHER_FAMILIES.values())
+    return tuple(out)
+
 
 BY_NAME = {stream.name: stream for stream in STREAMS}
 CLASSIC = tuple(stream for stream in STREAMS if stream.classic)

@@ -7,7 +7,8 @@ import time
 from tap_klaviyo.config import load_config
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.ratelimit import RateLimiter, RateLimiters
-from tap_klaviyo.engine import Span, Watermark
+from tap_klaviyo.engine import Span
+from tap_klaviyo.state import Mark, Watermark
 from tests import expected
 from tests.conftest import START_DATE, assert_state_never_passes_unemitted, run_tap
 
@@ -141,11 +142,11 @@ def test_a_unit_spawned_mid_run_holds_the_bookmark_from_the_page_that_spawns_it(
     class Late(Span):       # writes only once the first STATE is out
         def run(self, client, config):
             released.wait(30)
-            yield engine.Page(self, progress=self.upper, done=True)
+            yield engine.Page(self, done=True, mark=Mark(progress=self.upper))
 
     class Spawning(Span):
         def run(self, client, config):
-            yield engine.Page(self, progress=self.upper, done=True,
+            yield engine.Page(self, done=True, mark=Mark(progress=self.upper),
                               spawn=[(Late(self.stream, "late", self.lower, self.upper), self.lower)])
 
     class Writer:
@@ -162,8 +163,7 @@ def test_a_unit_spawned_mid_run_holds_the_bookmark_from_the_page_that_spawns_it(
     def plan(stream, context):
         begin = calendar.timegm((2024, 1, 1, 0, 0, 0))
         first = Spawning(stream, "first", begin, context.started)
-        context.watermarks[stream.name] = Watermark(begin, context.started)
-        context.watermarks[stream.name].plan("first", [first])
+        context.state_of(stream.name).track(begin, context.started).plan("first", [first])
         return [(first, begin)]
 
     config = load_config({"api_key": "pk_test_0000000000", "start_date": START_DATE, "concurrency": 2,
@@ -172,3 +172,63 @@ def test_a_unit_spawned_mid_run_holds_the_bookmark_from_the_page_that_spawns_it(
     # held by the spawned unit (so not written yet, or at the start), not moved by the done span
     assert states[0] in (None, "2024-01-01T00:00:00Z")
     assert states[-1] > "2024-01-01T00:00:00Z"
+
+
+def test_the_engine_knows_when_each_stream_is_complete():
+    """A stream is complete once none of its tasks is left and the stream it is read under is
+    complete: a child stream whose tasks all ended is not, while its parent may still spawn more."""
+    from tap_klaviyo import engine
+    from tap_klaviyo.streams import BY_NAME, COLLECTION
+    parent, child = BY_NAME["flows"], BY_NAME["flow_actions"]
+    seen, go_on = [], threading.Event()
+
+    class Task:
+        def __init__(self, stream, name, spawn=()):
+            self.stream, self.name, self.spawn = stream, name, list(spawn)
+
+        def run(self, client, config):
+            yield engine.Page(self, done=not self.spawn, spawn=[(task, 0) for task in self.spawn[:1]])
+            if self.spawn:      # the parent's second page: after its first child is done
+                go_on.wait(30)
+                yield engine.Page(self, done=True, spawn=[(task, 0) for task in self.spawn[1:]])
+
+    class Writer:
+        def schema(self, *args):
+            pass
+
+        def write(self, lines):
+            pass
+
+        def state(self, value):
+            pass
+
+    contexts = []
+
+    def plan(stream, context):
+        contexts.append(context)
+        if stream.name != "flows":
+            return []
+        return [(Task(parent, "flows", spawn=[Task(child, "a1"), Task(child, "a2")]), 0)]
+
+    config = load_config({"api_key": "pk_test_0000000000", "start_date": START_DATE, "concurrency": 2,
+                          "decode_processes": 0})
+    # each stream's completion as the writer applies pages; the parent's second page waits for
+    # its first child task to end
+    real_settle = engine._settle
+
+    def settle(states):
+        real_settle(states)
+        seen.append({name: s.complete for name, s in states.items()})
+        if states["flow_actions"].pending == 0 and not go_on.is_set():
+            go_on.set()
+    engine._settle = settle
+    try:
+        engine.run(config, KlaviyoClient(config), [parent, child], {}, Writer(), {COLLECTION: plan})
+    finally:
+        engine._settle = real_settle
+    states = contexts[0].states
+    assert states["flows"].complete and states["flow_actions"].complete
+    # after the first child task ended, the parent was still running: the child stream not complete
+    first_child_done = next(s for s in seen if not s.get("flows") and "flow_actions" in s)
+    assert first_child_done["flow_actions"] is False
+    assert seen[-1] == {"flows": True, "flow_actions": True}

@@ -62,7 +62,7 @@ def test_a_key_that_can_read_no_classic_table_ends_discovery_with_one_line(sandb
     assert len(lines) == 1, lines
     assert lines[0].startswith("tap-klaviyo: error: the API key can read none of the classic tables"), lines[0]
     grant = lines[0].split(" it lacks scopes ", 1)[1].split(" (", 1)[0].split(", ")
-    assert grant == list(CLASSIC_SCOPES), lines[0]
+    assert sorted(grant) == sorted(CLASSIC_SCOPES) and len(grant) == len(CLASSIC_SCOPES), lines[0]
     assert "campaigns:read" in lines[0].split("grant the key", 1)[1]      # the opt-in streams' too, apart
     assert NO_SCOPES_KEY not in run.stderr + run.stdout
 
@@ -74,7 +74,9 @@ def test_the_campaigns_probe_follows_the_revision(sandbox, tmp_path, revision):
         # omnichannel campaigns: no channel filter, no `name` attribute
         assert params == {"fields[campaign]": "created_at", "page[size]": 1}
     else:
-        assert params == {"filter": "equals(messages.channel,'email')", "fields[campaign]": "name", "page[size]": 1}
+        # the channel filter the spec requires, and the smallest field it lists for a campaign
+        assert params == {"filter": "equals(messages.channel,'email')", "fields[campaign]": "created_at",
+                          "page[size]": 1}
     sandbox.post("/__sandbox/stats/reset", {})
     run = run_tap(tmp_path, sandbox.config(revision=revision), "--discover")
     assert not _warnings(run.stderr), run.stderr

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from tap_klaviyo import revisions
-from tap_klaviyo.ratelimit import family_tier
+from tap_klaviyo.ratelimit import family_limits
 from tap_klaviyo.streams import BY_NAME, COLLECTION, EVENTS, MEMBERS, STREAMS
 from tests.conftest import ROOT, Sandbox, catalog_selecting, error_lines, log_lines, run_tap
 from tests.sandbox.data import generate
@@ -26,7 +26,7 @@ from tests.sandbox.server import NO_CAMPAIGNS_FLOWS_KEY, Options
 OPT_IN = [stream.name for stream in STREAMS if stream.family in (EVENTS, COLLECTION, MEMBERS)
           and (stream.since is None or stream.since <= revisions.DEFAULT)]
 CLASSIC = [stream.name for stream in STREAMS if stream.classic]
-SPEC_RULES = json.loads((ROOT / "tests" / "sandbox" / "spec_rules.json").read_text())
+SPEC_RULES = json.loads((ROOT / "tap_klaviyo" / "spec_rules.json").read_text())
 PARENT_OF = {   # child stream -> how the sandbox's resource names its parent
     "campaign_messages": lambda r: r["relationships"]["campaign"]["data"]["id"],
     "flow_actions": lambda r: r["relationships"]["flow"]["data"]["id"],
@@ -317,7 +317,8 @@ def test_an_older_revision_gets_its_own_shapes_and_valid_fieldsets(account, tmp_
     assert not any("definition" in row or "text" in row for row in templates.values())
     action_queries, flow_queries = account.log.queries("/api/flows/[^/]+/flow-actions"), account.log.queries("/api/flows")
     assert action_queries and all(q["fields[flow-action]"] == "created" for q in action_queries)
-    assert flow_queries and all(q["fields[flow]"] == "name" for q in flow_queries)     # read for its ids only
+    # read for its ids only: the smallest field the spec lists for the type
+    assert flow_queries and all(q["fields[flow]"] == "created" for q in flow_queries)
     template_queries = account.log.queries("/api/templates")
     assert template_queries and all("definition" not in q["fields[template]"] and "page[size]" not in q
                                     and "additional-fields[template]" not in q for q in template_queries)
@@ -371,6 +372,10 @@ def test_a_missing_scope_is_one_line_naming_the_stream(account, tmp_path, stream
 
 
 # --- facts without a sync ---------------------------------------------------------------------------
+def _spec_entry(operation, revision):
+    return next(e for e in SPEC_RULES["operations"][operation] if e["revisions"][0] <= revision <= e["revisions"][1])
+
+
 def test_each_stream_endpoint_exists_with_the_spec_tier_at_every_revision():
     from tap_klaviyo.streams import at_revision, available
     checked = set()
@@ -381,22 +386,21 @@ def test_each_stream_endpoint_exists_with_the_spec_tier_at_every_revision():
             row = at_revision(stream, revision)
             if not available(row, revision) or row.path is None:    # none, or read through its parent's include
                 continue
-            entry = next(e for e in SPEC_RULES["operations"][f"GET {row.path}"]
-                         if e["revisions"][0] <= revision <= e["revisions"][1])
+            entry = _spec_entry(row.operation, revision)
             assert not entry.get("absent"), (stream.name, revision, row.path)
             limit = entry["rate_limit"]
-            tier = family_tier(row.endpoint, revision)
-            assert revisions.tier_limits(tier, revision) == (limit["burst"], limit["steady"]), (stream.name, revision)
+            assert family_limits(row.rate_family, revision) == (limit["burst"], limit["steady"]), (stream.name, revision)
             checked.add((stream.name, row.path))
     assert ("campaign_messages", "/api/campaign-messages") in checked and \
         ("campaign_messages", "/api/campaigns/{id}/campaign-messages") in checked
-    predictive = [w for w in SPEC_RULES["operations"]["GET /api/profiles"][-1]["rate_limit_when"]
+    predictive = [w for w in _spec_entry("GET /api/profiles", revisions.NEWEST)["rate_limit_when"]
                   if w["value"] == "predictive_analytics"][0]
-    assert revisions.tier_limits(family_tier("profiles_predictive", revisions.NEWEST), revisions.NEWEST) == \
-        (predictive["burst"], predictive["steady"])
+    assert family_limits("profiles_predictive", revisions.NEWEST) == (predictive["burst"], predictive["steady"]) \
+        != family_limits("profiles", revisions.NEWEST)
 
 
 def test_the_readme_table_of_opt_in_streams_matches_the_streams_table():
+    from tap_klaviyo.streams import at_revision
     text = (ROOT / "README.md").read_text()
     section = text.split("## Opt-in streams", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
@@ -404,13 +408,20 @@ def test_the_readme_table_of_opt_in_streams_matches_the_streams_table():
     for line in rows:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         table[cells[0].strip("`")] = cells
-    assert list(table) == OPT_IN
+    assert list(table) == [s.name for s in STREAMS if s.family in (EVENTS, COLLECTION, MEMBERS)]
     for name, (_, source, key, replication, tier, scopes) in table.items():
         stream = BY_NAME[name]
-        assert f"`GET {stream.path}`" in source, name
+        # a stream read through an include: its parent's request, in the revisions that have it
+        reads = at_revision(BY_NAME[stream.parent], stream.since) if stream.include else stream
+        assert f"`{reads.operation}`" in source, name
+        if stream.include:
+            assert f"`include={stream.include}`" in source, name
+        for since, changes in stream.revised:
+            assert since in source and f"`{dict(changes).get('operation', reads.operation)}`" in source, name
         assert key == ", ".join(f"`{k}`" for k in stream.key), name
         assert replication.startswith(stream.method) and (stream.replication_key is None) == ("`" not in replication)
         if stream.replication_key:
             assert f"`{stream.replication_key}`" in replication, name
-        assert tier == family_tier(stream.endpoint, revisions.NEWEST), name
-        assert re.findall(r"`([a-z_]+:read)`", scopes) == list(stream.scopes), name
+        spec_tier = _spec_entry(reads.operation, max(stream.since or "", revisions.DEFAULT))["rate_limit"]["tier"]
+        assert tier == spec_tier, name
+        assert set(re.findall(r"`([a-z_]+:read)`", scopes)) == set(stream.scopes), name

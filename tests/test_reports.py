@@ -342,11 +342,10 @@ def test_an_account_without_the_conversion_metric(report_sandbox, tmp_path):
 
 @pytest.mark.parametrize("stream", REPORTS)
 def test_report_requests_are_paced_to_one_a_second_and_two_a_minute(stream):
-    from tap_klaviyo.ratelimit import FAMILY_TIERS, RateLimiter
-    from tap_klaviyo.revisions import tier_limits
+    from tap_klaviyo.ratelimit import RateLimiter, family_limits
     from tap_klaviyo.streams import BY_NAME
     clock = [0.0]
-    burst, steady = tier_limits(FAMILY_TIERS[BY_NAME[stream].endpoint], "2026-10-15")
+    burst, steady = family_limits(BY_NAME[stream].rate_family, "2026-10-15")
     limiter = RateLimiter(burst, steady, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
     sent = []
     for _ in range(5):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests import expected
+from tap_klaviyo import revisions
 from tests.conftest import Sandbox, catalog_selecting, error_lines, run_tap
 from tests.sandbox.data import generate
 from tests.sandbox.server import Options
@@ -18,19 +19,7 @@ SUPPORTED = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",
 # /api/events pages: 200 fixed before 2026-01-15 (no page[size]), up to 1000 from it
 EVENTS_PAGE = {revision: 1000 if revision >= "2026-01-15" else 200 for revision in SUPPORTED}
 EVENT_STREAMS = ("receive", "open")
-SPEC_RULES = json.loads((Path(__file__).parent / "sandbox" / "spec_rules.json").read_text())
-# the tap's endpoint names -> the spec operation
-OPERATIONS = {
-    "events": "GET /api/events", "profiles": "GET /api/profiles", "lists": "GET /api/lists",
-    "segments": "GET /api/segments", "campaigns": "GET /api/campaigns",
-    "campaign_messages": "GET /api/campaigns/{id}/campaign-messages", "flows": "GET /api/flows",
-    "flow_actions": "GET /api/flows/{id}/flow-actions", "flow_messages": "GET /api/flow-actions/{id}/flow-messages",
-    "templates": "GET /api/templates", "tags": "GET /api/tags", "list_profiles": "GET /api/lists/{id}/profiles",
-    "segment_profiles": "GET /api/segments/{id}/profiles", "metrics": "GET /api/metrics",
-    "campaign_message_list": "GET /api/campaign-messages",
-}
-
-
+SPEC_RULES = json.loads((Path(__file__).parent.parent / "tap_klaviyo" / "spec_rules.json").read_text())
 def _spec_rule(operation, revision):
     for rule in SPEC_RULES["operations"][operation]:
         first, last = rule["revisions"]
@@ -89,19 +78,89 @@ def test_event_requests_follow_each_revisions_page_size(shared_sandbox, matrix):
     assert len(dump["lists"]) + len(dump["segments"]) <= 10     # one page of lists at any revision
 
 
-def test_page_sizes_and_tiers_match_the_published_spec():
-    from tap_klaviyo import revisions
-    assert revisions.SUPPORTED == SUPPORTED == tuple(SPEC_RULES["revisions"])
-    for endpoint, operation in OPERATIONS.items():
-        for revision in SUPPORTED:
-            rule = _spec_rule(operation, revision)
-            if rule is None or rule.get("absent"):     # the revision has no such endpoint
-                continue
-            size = rule["params"].get("page[size]")
-            assert revisions.page_size(endpoint, revision) == (size["max"] if size else None), (endpoint, revision)
-            limit = rule["rate_limit"]
-            assert revisions.tier_limits(limit["tier"], revision) == (limit["burst"], limit["steady"]), \
-                (endpoint, revision)
+# --- every request every stream can send, at every revision, is one the published spec allows ------
+class SpecLog:
+    """The sandbox (in this process) checks each request against the spec's rules of its revision and
+    answers 400 to one they refuse, which fails the run; this records what was checked."""
+
+    def __init__(self, sandbox):
+        from tests.sandbox import spec
+        self.requests = []
+        server = sandbox.server.sandbox
+        check = server.check_spec
+
+        def logged(method, path, query, headers, body=None):
+            self.requests.append((headers.get("revision"), spec.operation(method, path), dict(query)))
+            return check(method, path, query, headers, body)
+        server.check_spec = logged
+
+
+def _least_columns(catalog):
+    """Every column a catalog may deselect, deselected: the smallest sparse fieldsets the tap sends."""
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"][:1] == ["properties"] and item["metadata"].get("inclusion") == "available":
+                item["metadata"]["selected"] = False
+    return catalog
+
+
+def _keep_two_flows(account):
+    """Two flows of the sandbox's nine (an email, SMS and push flow, a split, a delay, a webhook-less
+    chain): every request shape, at a third of the S-tier requests the tap paces at 3 a second."""
+    entities = account.entities
+    entities.flows = entities.flows[:2]
+    kept = {flow["id"] for flow in entities.flows}
+    entities.flow_actions = [a for a in entities.flow_actions if a["relationships"]["flow"]["data"]["id"] in kept]
+    kept = {action["id"] for action in entities.flow_actions}
+    entities.flow_messages = [m for m in entities.flow_messages
+                              if m["relationships"]["flow-action"]["data"]["id"] in kept]
+    entities.reindex()
+
+
+@pytest.fixture(scope="module")
+def every_request(tmp_path_factory):
+    """{revision: [(operation, query)]} of syncs of every stream, once with every column and once with
+    the fewest (predictive analytics and list counts asked for too)."""
+    from tap_klaviyo.streams import STREAMS
+    account = generate(events=300, seed=3, lists=2, segments=1)
+    _keep_two_flows(account)
+    sandbox = Sandbox(account, Options(rate_scale=60.0))
+    log = SpecLog(sandbox)
+    names = [stream.name for stream in STREAMS]
+    for revision in SUPPORTED:
+        for least in (False, True):
+            catalog = catalog_selecting(*names)
+            config = sandbox.config(revision=revision, report_days=20, list_person_count=least,
+                                    profiles_predictive_analytics=least)
+            # a request the revision's spec refuses is a 400: the run fails here
+            run_tap(tmp_path_factory.mktemp(revision), config, catalog=_least_columns(catalog) if least else catalog)
+    sandbox.close()
+    sent = {}
+    for revision, operation, query in log.requests:
+        sent.setdefault(revision, []).append((operation, query))
+    return sent
+
+
+def test_every_request_of_every_stream_at_every_revision_is_one_the_spec_allows(every_request):
+    from tap_klaviyo import apispec
+    from tap_klaviyo.streams import MISSING_OPERATIONS, OTHER_FAMILIES, STREAMS, at_revision, available
+    assert revisions.SUPPORTED == SUPPORTED == tuple(SPEC_RULES["revisions"]) == apispec.revisions()
+    assert not MISSING_OPERATIONS, "rerun scripts/extract_spec_rules.py: spec_rules.json lacks these"
+    for revision in SUPPORTED:
+        sent = every_request[revision]
+        assert all(operation for operation, _ in sent), "a request to a path the rules do not cover"
+        # every operation the streams read at this revision was sent (so checked), and no other
+        rows = [at_revision(stream, revision) for stream in STREAMS if available(stream, revision)]
+        wanted = {op for row in rows for op in (row.operation, *row.reads) if op}
+        wanted |= {op for op, _ in OTHER_FAMILIES.values()}
+        assert {operation for operation, _ in sent} == wanted, revision
+        # pages as large as the revision allows, and the smallest sparse fieldsets sent too
+        for operation, query in sent:
+            if "page[size]" in query and query.get("fields[event]") != "timestamp":   # discovery's probe: 1
+                assert int(query["page[size]"]) == apispec.page_size(operation, revision), (revision, operation)
+        cheap = {(operation, name, value) for operation, query in sent for name, value in query.items()
+                 if name.startswith("fields[") and "," not in value}
+        assert ("GET /api/flows", "fields[flow]", apispec.cheapest("GET /api/flows", "flow", revision)) in cheap
 
 
 @pytest.mark.parametrize("revision", ["2024-10-15", "2026-05-01", "2027-01-15", "2024-10-15.pre", "latest"])

@@ -1,8 +1,8 @@
 """The two classic full tables: `lists` (lists and segments, with profile counts) and
 `global_exclusions` (email-suppressed profiles)."""
-from .. import revisions
+from .. import apispec
 from ..engine import Page
-from ..output import record_lines, time_extracted
+from ..output import envelope
 from ..rows import SUPPRESSION_REASONS, exclusion_row, list_row
 
 
@@ -16,12 +16,12 @@ class GroupCollection:
     def run(self, client, config):
         path = f"/api/{self.kind}s"
         params = {f"fields[{self.kind}]": "name,created,updated",
-                  **revisions.page_param(f"{self.kind}s", config.revision)}
+                  **apispec.page_param(f"GET /api/{self.kind}s", config.revision)}
         for resources, last in client.pages(f"{self.kind}s", path, params, lambda doc, last: (doc["data"], last)):
             # the count calls are requests of their own, made outside the page's decoding
             rows = [list_row(resource, self.kind, self._profile_count(client, config, path, resource["id"]))
                     for resource in resources]
-            yield Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+            yield Page(self, envelope(self.stream.name).lines(rows), len(rows), done=last)
 
     def _profile_count(self, client, config, path, resource_id):
         if not config.list_person_count:
@@ -46,14 +46,14 @@ class SuppressedProfiles:
             "filter": f'equals(subscriptions.email.marketing.suppression.reason,"{self.reason}")',
             "additional-fields[profile]": "subscriptions",
             "fields[profile]": "email,subscriptions",
-            **revisions.page_param("profiles", config.revision),
+            **apispec.page_param("GET /api/profiles", config.revision),
         }
         classic_reason = SUPPRESSION_REASONS[self.reason]
 
         def page(document, last):
             rows = [row for row in map(exclusion_row, document["data"])
                     if row is not None and row["reason"] == classic_reason]
-            return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+            return Page(self, envelope(self.stream.name).lines(rows), len(rows), done=last)
 
         yield from client.pages("profiles", "/api/profiles", params, page)
 

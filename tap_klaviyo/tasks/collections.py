@@ -5,14 +5,14 @@ like the event streams. One task class serves them all."""
 import functools
 import logging
 
-from .. import revisions, timeutil
+from .. import apispec, timeutil
 from .. import state as bookmarks
 from ..client import RefusedError
 from ..discovery import schema
-from ..engine import Page, Watermark
-from ..output import record_lines, time_extracted
+from ..engine import Page
+from ..output import envelope, time_extracted
 from ..rows import member_row, resource_row, shaped_row
-from ..streams import COLLECTION, available
+from ..streams import COLLECTION, available, compose_filter, partitions
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -38,10 +38,15 @@ class Query:
 
     def __init__(self, stream, context):
         config = context.config
+        # the attributes the type has in this revision, by the spec (a child read through an
+        # include is asked for in its parent's request)
+        self.operation = context.rows[stream.parent].operation if stream.include else stream.operation
+        have = apispec.attributes(self.operation, stream.resource, config.revision)
         every = set(schema(stream)["properties"]) - {"id", stream.parent_column}
         if stream.columns:
-            every &= {column for column, _ in stream.columns}
-        every -= revisions.absent_attributes(stream.resource, config.revision)
+            every &= {column for column, path in stream.columns if path.split(".", 1)[0] in have}
+        else:
+            every &= have
         if not config.profiles_predictive_analytics:
             every.discard(PREDICTIVE)
         chosen = context.columns.get(stream.name)
@@ -56,9 +61,10 @@ class Query:
         self.fields = None      # the sparse fieldset of the stream's type, when one is sent
         if attributes != every:
             paths = dict(stream.columns) if stream.columns else {}
-            self.fields = ",".join(_fieldset(paths.get(name, name) for name in attributes) or [stream.cheapest])
+            self.fields = ",".join(_fieldset(paths.get(name, name) for name in attributes) or
+                                   [apispec.cheapest(self.operation, stream.resource, config.revision)])
             self.params[f"fields[{stream.resource}]"] = self.fields
-        self.family = "profiles_predictive" if PREDICTIVE in additional else stream.endpoint
+        self.family = "profiles_predictive" if PREDICTIVE in additional else stream.rate_family
 
     @staticmethod
     def of(stream, context):
@@ -93,10 +99,10 @@ class CollectionScan:
     the stream is selected, each resource's child collections are queued, and those read through
     an include are written from the same pages."""
 
-    def __init__(self, stream, context, parent_id=None, fan_value=None):
+    def __init__(self, stream, context, parent_id=None, partition=()):
         self.stream = stream
         self.parent_id = parent_id
-        self.fan_value = fan_value
+        self.partition = partition      # its filter expressions (streams.partitions)
         self.emit = stream.name in context.selected
         children = _children(stream, context)
         self.children = [child for child in children if not child.include]
@@ -109,8 +115,9 @@ class CollectionScan:
             query = Query.of(stream, self.context)
             params, family = dict(query.params), query.family
         else:       # read only for the ids its children are listed under
-            params = {**dict(stream.params), f"fields[{stream.resource}]": stream.cheapest}
-            family = stream.endpoint
+            params = {**dict(stream.params),
+                      f"fields[{stream.resource}]": apispec.cheapest(stream.operation, stream.resource, config.revision)}
+            family = stream.rate_family
         includes = [child.include for child in self.included]
         for child in self.included:
             fields = Query.of(child, self.context).fields
@@ -118,14 +125,14 @@ class CollectionScan:
                 params[f"fields[{child.resource}]"] = fields
         if self.emit and stream.parent_relationship:
             # the parent's id is the relationship's data, which Klaviyo sends for included relationships
-            parent = next(row for row in self.context.rows.values() if row.resource == stream.parent_relationship)
             includes.append(stream.parent_relationship)
-            params[f"fields[{parent.resource}]"] = parent.cheapest
+            params[f"fields[{stream.parent_relationship}]"] = apispec.cheapest(
+                stream.operation, stream.parent_relationship, config.revision)
         if includes:
             params["include"] = ",".join(includes)
-        if stream.fan_out_filter:
-            params["filter"] = stream.fan_out_filter.format(value=self.fan_value)
-        params.update(revisions.page_param(stream.endpoint, config.revision))
+        if self.partition:
+            params["filter"] = compose_filter(*self.partition)
+        params.update(apispec.page_param(stream.operation, config.revision))
         path = stream.path.format(id=self.parent_id) if self.parent_id else stream.path
         try:
             yield from client.pages(family, path, params, self._page)
@@ -152,7 +159,7 @@ class CollectionScan:
             by_key = {(r.get("type"), r.get("id")): r for r in document.get("included") or ()}
             for child in self.included:
                 spawn.append((_included_rows(child, self.context, resources, by_key, extracted), 0))
-        return Page(self, record_lines(stream.name, rows, extracted), len(rows), done=last, spawn=spawn)
+        return Page(self, envelope(stream.name).lines(rows, extracted), len(rows), done=last, spawn=spawn)
 
 
 def _included_rows(stream, context, parents, by_key, extracted):
@@ -170,7 +177,7 @@ def _included_rows(stream, context, parents, by_key, extracted):
         LOGGER.warning("stream %s: Klaviyo named %d %s resource(s) in relationships '%s' but left them out of "
                        "'included': those rows are missing from this run", stream.name, missing, stream.resource,
                        stream.include)
-    return IncludedRows(stream, record_lines(stream.name, rows, extracted), len(rows))
+    return IncludedRows(stream, envelope(stream.name).lines(rows, extracted), len(rows))
 
 
 class IncludedRows:
@@ -205,38 +212,37 @@ def plan_collection(stream, context):
     # the first selected stream of a tree plans its root, read silently when not itself selected
     if not context.claim(("tree", root.name)):
         return []
-    values = root.fan_out or (None,)
-    return [(CollectionScan(root, context, fan_value=value), 0) for value in values]
+    return [(CollectionScan(root, context, partition=partition), 0) for partition in partitions(root)]
 
 
 def _plan_updated_range(stream, context):
     """An incremental collection (profiles): [bookmark − lookback, sync start) of its updated field,
     read like the event streams (split side by side when dense, a watermark for the bookmark)."""
     config = context.config
-    begin = bookmarks.since(context.state, stream.name)
-    begin = config.start_date if begin is None else begin
-    if begin > context.started:
-        LOGGER.warning("stream %s: bookmark %s is after the sync start; reading from %s", stream.name,
-                       timeutil.to_bookmark(begin), timeutil.to_bookmark(context.started))
-        begin = context.started
+    stream_state = context.state_of(stream.name)
+    begin = stream_state.begin(config.start_date, context.started)
     lower = begin - config.lookback_minutes * 60
     field = stream.updated_field
     query = Query.of(stream, context)
-    params = {"sort": field, **query.params, **revisions.page_param(stream.endpoint, config.revision)}
+    params = {"sort": field, **query.params, **apispec.page_param(stream.operation, config.revision)}
 
-    def range_filter(lo, hi):
+    def range_filter(partition, lo, hi):
         # the filter takes only greater-than and less-than: from one second below the range (times
         # may carry fractions of a second), rows before lo trimmed after
-        return (f"greater-than({field},{timeutil.to_filter(lo - 1)}),"
-                f"less-than({field},{timeutil.to_filter(hi)})")
+        return compose_filter(*partition, f"greater-than({field},{timeutil.to_filter(lo - 1)})",
+                              f"less-than({field},{timeutil.to_filter(hi)})")
 
-    reader = RangeReader(query.family, stream.path, params, range_filter,
-                         functools.partial(_updated_rows, field, query.attributes),
-                         revisions.page_size(stream.endpoint, config.revision) or 20)
-    watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
-    scan = RangeScan(stream, "all", lower, context.started, reader, max(2, config.concurrency))
-    watermark.plan("all", [scan])
-    return [(scan, scan.lower)]
+    watermark = stream_state.track(begin, context.started)
+    planned = []
+    for partition in partitions(stream):      # each its own unit of the watermark
+        reader = RangeReader(query.family, stream.path, params, functools.partial(range_filter, partition),
+                             functools.partial(_updated_rows, field, query.attributes),
+                             apispec.page_size(stream.operation, config.revision) or 20)
+        unit = compose_filter(*partition) or "all"
+        scan = RangeScan(stream, unit, lower, context.started, reader, max(2, config.concurrency))
+        watermark.plan(unit, [scan])
+        planned.append((scan, scan.lower))
+    return planned
 
 
 def _updated_rows(field, columns, document, lo, hi):
@@ -262,7 +268,7 @@ class GroupIds:
 
     def run(self, client, config):
         kind = self.stream.resource
-        params = {f"fields[{kind}]": "name", **revisions.page_param(f"{kind}s", config.revision)}
+        params = {f"fields[{kind}]": "name", **apispec.page_param(f"GET /api/{kind}s", config.revision)}
         chosen = self.context.columns.get(self.stream.name)
         keep = chosen is None or "joined_group_at" in chosen
 
@@ -282,7 +288,7 @@ class MemberScan:
 
     def run(self, client, config):
         # joined_group_at is the smallest attribute there is: asked for even when deselected
-        params = {"fields[profile]": "joined_group_at", **revisions.page_param(self.stream.endpoint, config.revision)}
+        params = {"fields[profile]": "joined_group_at", **apispec.page_param(self.stream.operation, config.revision)}
         path = self.stream.path.format(id=self.group_id)
 
         def page(document, last):
@@ -290,9 +296,9 @@ class MemberScan:
             if not self.keep_joined:
                 for row in rows:
                     del row["joined_group_at"]
-            return Page(self, record_lines(self.stream.name, rows, time_extracted()), len(rows), done=last)
+            return Page(self, envelope(self.stream.name).lines(rows), len(rows), done=last)
         try:
-            yield from client.pages(self.stream.endpoint, path, params, page)
+            yield from client.pages(self.stream.rate_family, path, params, page)
         except RefusedError as exc:
             if exc.status != 404:
                 raise

@@ -3,11 +3,12 @@ metric, or the ones config names)."""
 import functools
 import logging
 
-from .. import revisions, timeutil
+from .. import apispec, timeutil, watchdog
 from .. import state as bookmarks
-from ..engine import Page, Span, Watermark
-from ..pages import EventGlance, EventPage, decode_typed
-from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows, event_times
+from ..engine import Page, Span
+from ..state import Mark
+from ..pages import EventPage
+from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
 from ..streams import BY_NAME
 from .ranges import RangeReader, RangeScan
 
@@ -26,8 +27,18 @@ def list_metrics(client):
 
 
 def all_metrics(context):
-    """list_metrics, fetched once per run (whichever thread asks first; the others wait for it)."""
-    return context.once("metrics", lambda: list_metrics(context.client))
+    """list_metrics, fetched once per run (whichever thread asks first; the others wait for it:
+    holding nothing its requests need, which the lock order checks, see watchdog)."""
+    watchdog.waiting("metric list")
+    return context.once("metrics", functools.partial(_fetch_metrics, context.client))
+
+
+def _fetch_metrics(client):
+    watchdog.hold("metric list")
+    try:
+        return list_metrics(client)
+    finally:
+        watchdog.let_go("metric list")
 
 
 def _datetime_filter(lower, upper, metric_id=None):
@@ -37,27 +48,16 @@ def _datetime_filter(lower, upper, metric_id=None):
 
 
 def _event_params(config, **more):
-    return {"sort": "datetime", **more, **revisions.page_param("events", config.revision)}
+    return {"sort": "datetime", **more, **apispec.page_param("GET /api/events", config.revision)}
 
 
 def _page_size(config):
-    return revisions.page_size("events", config.revision) or 200
+    return apispec.page_size("GET /api/events", config.revision) or 200
 
 
 def _parts_allowed(config, units):
     # enough cursors per unit that the pool stays busy, never fewer than two where data is dense
     return max(2, config.concurrency // max(1, units))
-
-
-def _begin(context, stream, legacy_keys=()):
-    config = context.config
-    begin = bookmarks.since(context.state, stream.name, legacy_keys)
-    begin = config.start_date if begin is None else begin
-    if begin > context.started:
-        LOGGER.warning("stream %s: bookmark %s is after the sync start; reading from %s",
-                       stream.name, timeutil.to_bookmark(begin), timeutil.to_bookmark(context.started))
-        begin = context.started
-    return begin
 
 
 # Rows of a page, as RangeReader wants them: module-level, their arguments bound by partial, so
@@ -73,11 +73,6 @@ def _api_rows(names, keep, document, lo, hi):
     return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
 
 
-def _glance(body, lo, hi):
-    page = decode_typed(body, EventGlance)
-    return page.next_url, (event_times(page, lo, hi) if page.data is not None else [])
-
-
 def plan_classic(stream, context):
     """One range scan per metric of the table. The metrics come from the catalog when discovery
     noted them there: their scans then start at once, beside a MetricCheck that fetches the
@@ -91,9 +86,10 @@ def plan_classic(stream, context):
     if not chosen and noted is None:
         _no_metric(stream)
         return []
-    begin = _begin(context, stream, [mid for mid, _ in chosen])
+    stream_state = context.state_of(stream.name)
+    begin = stream_state.begin(config.start_date, context.started, [mid for mid, _ in chosen])
     lower = begin - config.lookback_minutes * 60
-    watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
+    watermark = stream_state.track(begin, context.started)
     tasks = []
     for metric_id, metric_name in chosen:
         confirm = None if noted is None else functools.partial(_confirmed, stream, context, (metric_id, metric_name))
@@ -121,7 +117,7 @@ def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None):
     reader = RangeReader("events", "/api/events", _event_params(
         config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
                                               "fields[metric]": "name"}),
-        lambda lo, hi: _datetime_filter(lo, hi, metric_id), rows, _page_size(config), EventPage, _glance)
+        lambda lo, hi: _datetime_filter(lo, hi, metric_id), rows, _page_size(config), EventPage)
     return RangeScan(stream, metric_id, lower, context.started, reader, _parts_allowed(config, 10),
                      confirm=confirm)
 
@@ -137,11 +133,9 @@ def _no_metric(stream):
                    stream.name, " or ".join(repr(n) for n in stream.metric_names))
 
 
-def _confirmed(stream, context, metric, wait):
-    """Whether the account's list holds the noted metric; None when the list is not in yet and
-    wait is False."""
-    metrics = all_metrics(context) if wait else context.known("metrics")
-    return None if metrics is None else metric in stream.metrics_in(metrics)
+def _confirmed(stream, context, metric):
+    """Whether the account's list holds the noted metric (waits for the list if it is not in yet)."""
+    return metric in stream.metrics_in(all_metrics(context))
 
 
 class MetricCheck(Span):
@@ -167,11 +161,11 @@ class MetricCheck(Span):
                                + [f"{name} ({mid}) is new, read as well" for mid, name in new]))
         if not found:
             _no_metric(self.stream)
-            yield Page(self, done=True, stopped=True, unread=True)
+            yield Page(self, done=True, mark=Mark(stopped=True, unread=True))
             return
         scans = [_classic_scan(self.stream, self.context, mid, name, self.lower) for mid, name in new]
         # the new scans are units of the table's watermark, planned before this span ends
-        yield Page(self, progress=self.upper, done=True, spawn=[(scan, scan.lower) for scan in scans])
+        yield Page(self, done=True, spawn=[(scan, scan.lower) for scan in scans], mark=Mark(progress=self.upper))
 
 
 def plan_events(stream, context):
@@ -191,9 +185,10 @@ def plan_events(stream, context):
             return []
     else:
         units = [None]      # one cursor over every metric: the fewest requests
-    begin = _begin(context, stream)
+    stream_state = context.state_of(stream.name)
+    begin = stream_state.begin(config.start_date, context.started)
     lower = begin - config.lookback_minutes * 60
-    watermark = context.watermarks[stream.name] = Watermark(begin, context.started)
+    watermark = stream_state.track(begin, context.started)
     chosen = context.columns.get(stream.name)      # None: every column
     # timestamp and datetime place an event in its range: asked for even when deselected
     fields = ",".join(["timestamp", "datetime"] + [f for f in ("uuid", "event_properties")
@@ -204,7 +199,7 @@ def plan_events(stream, context):
     for unit in units:
         reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
                              lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config),
-                             EventPage, _glance)
+                             EventPage)
         scan = RangeScan(stream, unit or "all", lower, context.started, reader,
                          _parts_allowed(config, len(units) + 10))
         watermark.plan(unit or "all", [scan])

@@ -12,10 +12,11 @@ import math
 
 import msgspec
 
-from .. import pages, timeutil
+from .. import timeutil
 from ..decoding import Mapping, PageMapper
 from ..engine import Page, Span
-from ..output import record_lines, time_extracted
+from ..output import envelope
+from ..state import Mark
 
 # A part is only worth its own cursor when it is expected to hold this many pages: each part ends
 # on a partly filled page, so this bounds the extra requests a split costs (about 1 in 5).
@@ -30,14 +31,10 @@ class RangeReader:
     in the order the API sorted them (ascending instants); document is decoded as shape (a pages
     type), or as dicts when shape is None. rows is a module-level function, or a functools.partial
     of one with picklable arguments: pages may be decoded in a helper process (see decoding).
-
-    glance(body, lower, upper), when given, returns (next link, [(instant, id)]) of a page's rows
-    at a tenth of the cost of decoding it, in the order and with the instants rows gives them.
     """
 
-    def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None, glance=None):
+    def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None):
         self.endpoint = endpoint
-        self.glance = glance
         self.shape = shape
         self.path = path
         self.params = params
@@ -65,11 +62,11 @@ def _extent(times):
     return len(times), times[0][0], last, tuple(row_id for instant, row_id in times if instant == last)
 
 
-def page_rows(document, rows, stream_name, lower, upper, skip):
+def page_rows(document, rows, record, lower, upper, skip):
     """A page's PageRows (maybe in a helper process): skip holds ids already written."""
     pairs = rows(document, lower, upper)
     fresh = [row for _, row in pairs if row["id"] not in skip]
-    lines = record_lines(stream_name, fresh, time_extracted())
+    lines = record.lines(fresh)
     return PageRows(lines, len(fresh), *_extent([(instant, row["id"]) for instant, row in pairs]))
 
 
@@ -80,28 +77,26 @@ class RangeScan(Span):
         super().__init__(stream, unit, lower, upper)
         self.reader = reader
         self.parts_allowed = parts_allowed
-        # None, or confirm(wait) -> whether the range is to be read at all (None: not known yet and
-        # wait False)
+        # None, or confirm() -> whether the range is to be read at all (it may wait for the metric list)
         self.confirm = confirm
         self._skip = set(skip_ids)      # emitted by the span before, at its last instant
         self._seen = 0                  # rows read so far, and the instant of the first
         self._first = None
         self._judged = False            # the split was considered once on a page spanning time
-        self._glanced = None            # (extent, split) of the page being decoded, from _ahead
 
     def run(self, client, config):
         params = dict(self.reader.params)
         params["filter"] = self.reader.range_filter(self.lower, self.upper)
-        mapper = PageMapper(self._mapping, self._page, self._ahead if self.reader.glance else None)
+        mapper = PageMapper(self._mapping, self._page)
         read = client.pages(self.reader.endpoint, self.reader.path, params, mapper, self.reader.shape)
         for page in read:
             if self.confirm is not None:
                 # asked once the first page is in: the answer has usually come meanwhile
-                confirmed, self.confirm = self.confirm(True), None
+                confirmed, self.confirm = self.confirm(), None
                 if not confirmed:
                     del page
-                    read.close()    # the page fetched ahead, if any, is let go
-                    yield Page(self, progress=self.upper, done=True)
+                    read.close()
+                    yield Page(self, done=True, mark=Mark(progress=self.upper))
                     return
             done = page.done
             yield page
@@ -110,36 +105,14 @@ class RangeScan(Span):
                 return
 
     def _mapping(self):
-        return Mapping(page_rows, (self.reader.rows, self.stream.name, self.lower, self.upper,
+        return Mapping(page_rows, (self.reader.rows, envelope(self.stream.name), self.lower, self.upper,
                                    frozenset(self._skip)))
 
-    def _ahead(self, body):
-        """A glance at a page as it arrives, before it waits its turn to be decoded: the split is
-        judged on it now, so that a cursor that reads on has its next page fetched meanwhile (the
-        link is returned). Nothing is committed until the page itself is (_page)."""
-        self._glanced = None
-        try:
-            next_url, times = self.reader.glance(body, self.lower, self.upper)
-        except (pages.NotJSON, AttributeError, TypeError, ValueError):
-            return None     # decoding the page says what is wrong with it
-        extent = _extent(times)
-        split = self._split(extent) if next_url else None
-        self._glanced = (extent, split)
-        if self.confirm is not None and not self.confirm(False):
-            # Not confirmed yet: nothing is fetched ahead, whose answer would hold a body permit
-            # while this scan waits for the confirmation, which may itself be waiting for one.
-            return None
-        return None if split else next_url
-
     def _page(self, rows, last):
-        glanced, self._glanced = self._glanced, None
         if last:
-            return Page(self, rows.lines, rows.count, progress=self.upper, done=True)
-        if glanced is not None:
-            extent, split = glanced
-        else:
-            extent = (rows.read, rows.first, rows.last, rows.edge_ids)
-            split = self._split(extent)
+            return Page(self, rows.lines, rows.count, done=True, mark=Mark(progress=self.upper))
+        extent = (rows.read, rows.first, rows.last, rows.edge_ids)
+        split = self._split(extent)
         read, first, at, edge_ids = extent
         if not read:
             return Page(self, rows.lines, rows.count)
@@ -154,9 +127,9 @@ class RangeScan(Span):
             LOGGER.info("stream %s (%s): about %.0f pages left after %s; reading them in %d parts side by side",
                         self.stream.name, self.unit, self._pages_left(self._seen, self._first, at),
                         timeutil.to_bookmark(at), len(split))
-            return Page(self, rows.lines, rows.count, progress=at, done=True, split_at=at,
-                        spawn=[(child, child.lower) for child in split])
-        return Page(self, rows.lines, rows.count, progress=at)
+            return Page(self, rows.lines, rows.count, done=True, spawn=[(child, child.lower) for child in split],
+                        mark=Mark(progress=at, split_at=at))
+        return Page(self, rows.lines, rows.count, mark=Mark(progress=at))
 
     def _pages_left(self, seen, first, at):
         return (self.upper - at) * seen / (at - first + 1) / self.reader.page_size

@@ -13,11 +13,12 @@ import logging
 
 import msgspec
 
-from .. import revisions, timeutil
+from .. import apispec, timeutil
 from .. import state as bookmarks
 from ..client import BudgetSpent
-from ..engine import Page, Span, Watermark
-from ..output import record_lines, time_extracted
+from ..engine import Page, Span
+from ..state import Mark
+from ..output import envelope
 from ..streams import REPORT, STREAMS
 from .events import all_metrics
 
@@ -101,7 +102,7 @@ def _body(stream, config, metric_id, lower, upper, statistics):
     }
     if report.interval:
         attributes["interval"] = report.interval
-    if revisions.report_group_by(config.revision):
+    if apispec.report_takes(stream.operation, config.revision, "group_by"):
         attributes["group_by"] = list(report.group_by)
     return {"data": {"type": stream.resource, "attributes": attributes}}
 
@@ -118,7 +119,7 @@ def _decoder(stream, rows):
     def decode(document):
         made = rows(document)
         next_url = (document.get("links") or {}).get("next")
-        return next_url, record_lines(stream.name, made, time_extracted()), len(made)
+        return next_url, envelope(stream.name).lines(made), len(made)
     return decode
 
 
@@ -126,7 +127,7 @@ def _pages(client, stream, body, decode):
     """(lines, count, is_last) of every page of one report, following links.next as given."""
     url = stream.path
     while url:
-        url, lines, count = client.post(stream.endpoint, url, body, decode)
+        url, lines, count = client.post(stream.rate_family, url, body, decode)
         yield lines, count, url is None
 
 
@@ -187,14 +188,14 @@ class SeriesScan(Span):
             try:
                 for lines, count, last in _pages(client, self.stream, body, _decoder(self.stream, self._rows)):
                     # a page holds every day of some messages: the window counts as read after its last
-                    yield Page(self, lines, count, progress=stop if last else None,
-                               done=last and stop >= self.upper)
+                    yield Page(self, lines, count, done=last and stop >= self.upper,
+                               mark=Mark(progress=stop if last else None))
             except BudgetSpent as spent:
                 LOGGER.warning("stream %s: %s. The stream stops for this run: days from %s on are not loaded and "
                                "its bookmark stays at %s; a run from %s on resumes there", self.stream.name, spent,
                                _day(start), timeutil.to_bookmark(max(self.begin, start)),
                                timeutil.to_bookmark(spent.resume_at))
-                yield Page(self, done=True, stopped=True)
+                yield Page(self, done=True, mark=Mark(stopped=True))
                 return
             start = stop
 
@@ -233,7 +234,8 @@ def plan_report(stream, context):
         LOGGER.info("stream %s: one report over %s..%s, conversions by metric %s", stream.name,
                     timeutil.to_bookmark(lower), timeutil.to_bookmark(upper), metric_id)
         return [(ValuesReport(stream, metric_id, lower, upper, context.columns.get(stream.name)), 0)]
-    since = bookmarks.since(context.state, stream.name)
+    stream_state = context.state_of(stream.name)
+    since = stream_state.bookmark()
     if since is None:
         # a start_date after today reads today alone
         begin = lower = min(max(config.start_date // DAY * DAY, today - config.report_days * DAY), today)
@@ -242,7 +244,7 @@ def plan_report(stream, context):
         lower = begin - config.report_lookback_days * DAY
     # today is read as far as it has come, but the bookmark stops at its start: a run reads it again
     upper = today + DAY
-    watermark = context.watermarks[stream.name] = Watermark(begin, today)
+    watermark = stream_state.track(begin, today)
     scan = SeriesScan(stream, metric_id, lower, upper, begin, context.columns.get(stream.name))
     watermark.plan("all", [scan])
     requests = -(-(upper - lower) // (SERIES_DAYS * DAY))

@@ -41,7 +41,8 @@ REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
 FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429", "200array")
-# maybe_fault also knows "400" (a JSON:API `invalid` error) and "404", drawn only when Options.fault_kinds names them
+# maybe_fault also knows "400" (a JSON:API `invalid` error), "404" and "stall" (a 200 whose body never completes:
+# half of it is sent, then nothing, the connection held open), drawn only when Options.fault_kinds names them
 
 
 class ApiFailure(Exception):
@@ -249,8 +250,8 @@ class Sandbox:
         if kind == "slow":
             time.sleep(self.options.slow_seconds)
             return False        # then answers normally, long after the client gave up
-        if kind == "truncated":
-            return "truncated"
+        if kind in ("truncated", "stall"):
+            return kind
         if kind == "429":
             raise ApiFailure(429, "throttled", "Request was throttled. Expected available in 1 second.",
                              headers={"Retry-After": "1"})
@@ -470,6 +471,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_stalled(self, body, headers):
+        """A 200 announcing the whole body, half of it sent, then nothing more: the handler holds the
+        connection open until the sandbox is closed (or an hour has passed)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.api+json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.server.closing.wait(3600)
+        self.close_connection = True
+
     def do_GET(self):
         parts = urlsplit(self.path)
         if parts.path.startswith("/__sandbox/"):
@@ -493,6 +508,8 @@ class Handler(BaseHTTPRequestHandler):
                 body = msgspec.json.format(body, indent=sandbox.options.indent)
             if fault == "truncated":
                 body = body[: max(1, len(body) // 2)]
+            if fault == "stall":
+                return self.send_stalled(body, rate_headers)
             self.send_raw(200, body, "application/vnd.api+json", rate_headers)
         except ApiFailure as failure:
             if failure.status == 429:
@@ -540,6 +557,14 @@ class Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
+
+    def __init__(self, *args, **kwargs):
+        self.closing = threading.Event()    # releases stalled answers
+        super().__init__(*args, **kwargs)
+
+    def server_close(self):
+        self.closing.set()
+        super().server_close()
 
     def handle_error(self, request, client_address):
         import sys

@@ -1,6 +1,7 @@
 """What Klaviyo's published spec allows, revision by revision: the sandbox refuses everything else.
 
-spec_rules.json (written by scripts/extract_spec_rules.py from klaviyo/openapi) holds, per
+tap_klaviyo/spec_rules.json (written by scripts/extract_spec_rules.py from klaviyo/openapi; the tap
+reads its page sizes, rate limits and scopes from it too) holds, per
 operation and revision range, the query parameters, their enums and bounds, filter fields and
 operators, what each filter value must look like (where the spec says: 2026-04-15 on), required
 filters, rate limits, scopes and report-body rules. check_request() answers a request the real
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from . import server  # circular on purpose: the server calls in here, errors are its ApiFailure
 
-RULES_FILE = Path(__file__).with_name("spec_rules.json")
+RULES_FILE = Path(__file__).resolve().parent.parent.parent / "tap_klaviyo" / "spec_rules.json"
 BOOLEAN_OPERATORS = ("and", "or", "not")
 
 # Shortest and longest span (days) of each named report timeframe: a key is refused for an
