@@ -513,9 +513,10 @@ def main():
                         help="shapes also run without decode helper processes (config decode_processes 0); '' for none")
     parser.add_argument("--profiles", type=int, default=50000, help="profiles in the profiles shape")
     parser.add_argument("--mechanisms", type=int, default=0, metavar="ROUNDS",
-                        help="instead of the usual runs: on sparse and dense (of --shapes), ROUNDS rounds of "
-                             "syncs with each concurrency mechanism switched off in turn (fetch-ahead, the "
-                             "catalog metrics' head start, the decode helper), medians and paired differences")
+                        help="instead of the usual runs: on sparse and dense (of --shapes; `events` too on "
+                             "--events-shapes), ROUNDS rounds of syncs with each concurrency mechanism switched "
+                             "off in turn (the catalog metrics' head start, the decode helper), medians and "
+                             "paired differences")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},

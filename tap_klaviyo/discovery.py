@@ -244,8 +244,8 @@ def _probe(scope, revision):
     rows = [at_revision(stream, revision) for stream in STREAMS]
     for operation in (op for row in rows for op in (row.operation, *row.reads) if op):
         method, path = operation.split(" ", 1)
-        if method != "GET" or "{" in path or apispec.scopes(operation) != (scope,) or \
-                not apispec.exists(operation, revision):
+        if method != "GET" or "{" in path or operation not in apispec.operations() or \
+                apispec.scopes(operation) != (scope,) or not apispec.exists(operation, revision):
             continue
         rules = apispec.rules(operation, revision)
         resource = rules["resource"]

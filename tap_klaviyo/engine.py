@@ -232,10 +232,6 @@ class SyncContext:
         self._claimed.add(key)
         return True
 
-    def known(self, key):
-        """What once() computed for key, or None when nothing has yet (never waits)."""
-        return self._cache.get(key)
-
     def once(self, key, compute):
         """compute() the first time key is asked for; the same value after (any thread)."""
         if key in self._cache:

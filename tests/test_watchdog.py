@@ -98,13 +98,13 @@ def test_a_decode_helper_that_stops_ends_the_run_and_the_helper(make_sandbox, tm
 
 
 def test_an_announced_rate_limit_wait_longer_than_the_watchdog_s_time_is_no_stall(make_sandbox, tmp_path):
-    # 17 lists, each with its profile count: Klaviyo allows 15 count calls a minute, so the 16th waits
-    # some 45 s, announced, with nothing else to do meanwhile; the watchdog's time is 3 s
-    sandbox = make_sandbox(events=100, lists=17, segments=0)
-    run = run_tap(tmp_path, sandbox.config(list_person_count=True, watchdog_seconds=3),
-                  catalog=catalog_selecting("lists"), timeout=150)
-    assert re.search(r"INFO waiting \d+ s for Klaviyo's rate limit on list profile counts", run.stderr)
-    assert len(run.records("lists")) == 17 and "no progress" not in run.stderr
+    # each list's first request answered 429 with Retry-After: 8, which the tap waits out, announced,
+    # with nothing else to do meanwhile; the watchdog's time is 3 s
+    sandbox = make_sandbox(events=100, lists=3, segments=0, fault_rate=1.0, fault_kinds=("429",),
+                           faults_per_target=1, throttle_seconds=8, fault_families=("lists",))
+    run = run_tap(tmp_path, sandbox.config(watchdog_seconds=3), catalog=catalog_selecting("lists"), timeout=150)
+    assert re.search(r"INFO waiting [78] s for Klaviyo's rate limit on lists .*429", run.stderr), run.stderr
+    assert len(run.records("lists")) == 3 and "no progress" not in run.stderr
 
 
 # --- the lock order, checked at each wait ------------------------------------------------------

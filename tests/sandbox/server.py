@@ -69,6 +69,7 @@ class Options:
     fault_seed: int = 0
     slow_seconds: float = 3.0     # how long a "slow" fault stalls (beyond the client's timeout)
     faults_per_target: int = 0    # > 0: a URL is faulted at most this many times, then answered
+    throttle_seconds: int = 1     # the Retry-After of an injected 429
     fault_kinds: tuple = FAULT_KINDS  # the kinds drawn from (a test narrows them to what it asserts)
     fault_families: tuple = ()    # non-empty: only requests of these rate families are faulted
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
@@ -253,8 +254,9 @@ class Sandbox:
         if kind in ("truncated", "stall"):
             return kind
         if kind == "429":
-            raise ApiFailure(429, "throttled", "Request was throttled. Expected available in 1 second.",
-                             headers={"Retry-After": "1"})
+            wait = self.options.throttle_seconds
+            raise ApiFailure(429, "throttled", f"Request was throttled. Expected available in {wait} "
+                             f"second{'s' if wait != 1 else ''}.", headers={"Retry-After": str(wait)})
         if kind == "200array":      # a 200 that is JSON but no JSON:API document (a confused proxy)
             handler.send_raw(200, b"[]", "application/vnd.api+json")
             return True
