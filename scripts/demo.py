@@ -30,9 +30,10 @@ SCHEMA = "klaviyo"
 # The database file is not named like the schema: duckdb names a database after its file, and
 # `klaviyo.receive` would then be ambiguous (database klaviyo or schema klaviyo?).
 DATABASE = "demo.duckdb"
-# One daily flow series holds up to 60 days, and the campaigns report covers the same: one request
-# each, where the default (a year) would be 7 flow series at 2 a minute.
-REPORT_DAYS = 60
+# One daily flow series holds up to 60 days; flow_series reads report_days back and today besides,
+# so 59: one request each (the campaigns report the same days), where the default (a year) would be
+# 7 flow series at 2 a minute.
+REPORT_DAYS = 59
 EXAMPLE_QUERY = ("select left(datetime, 7) as month, count(*) as received from klaviyo.receive "
                  "group by month order by month desc limit 6")
 

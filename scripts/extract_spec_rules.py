@@ -7,7 +7,8 @@ spec's `x-klaviyo-filters`, 2026-04-15 on), required filters, rate limits, scope
 report operations, the request-body rules. Consecutive revisions with identical rules are merged
 into one range so the file stays small and a diff shows what a revision changed.
 
-Revision 2026-10-15 has no published branch. Its rules are the 2026-07-15 branch's, except for the
+Revision 2026-10-15 has no branch in the copies read so far (its reference pages link one: once
+it can be fetched, map 2026-10-15 to it in BRANCHES and drop the beta). Its rules are the 2026-07-15 branch's, except for the
 omnichannel campaign operations it made GA: those are inferred from the `2026-07-15.pre` beta spec
 (`openapi/beta.json`, whose operations say they "will be released in GA in our 2026-10-15
 revision") and then corrected by what Klaviyo's 2026-10-15 reference pages verify (CORRECTIONS).
@@ -32,7 +33,7 @@ DEFAULT_MIRROR = Path("/work/.mirror/klaviyo+openapi/repo")
 DEFAULT_OUTPUT = ROOT / "tap_klaviyo" / "spec_rules.json"
 SPEC_FILE = "openapi/stable.json"
 
-# Revision -> branch whose stable spec gives its rules. Klaviyo has published no 2026-10-15 branch:
+# Revision -> branch whose stable spec gives its rules. No copy read here has a 2026-10-15 branch:
 # its 2026-10-15 reference pages list every operation read here, except the campaign ones, as
 # unchanged from 2026-07-15 or changed only additively, so 2026-10-15 takes the 2026-07-15 branch's
 # rules for them (the campaign operations: OMNICHANNEL below).

@@ -89,6 +89,7 @@ def run(argv=None):
                                            {"metrics:read": list_metrics})
         if "metrics:read" in listed:
             discovery.note_metrics(catalog, listed["metrics:read"])
+        watchdog.stop()     # writing the catalog takes what the reader of stdout takes
         sys.stdout.write(json.dumps(catalog, indent=2) + "\n")
         return
     columns, noted = {}, {}

@@ -14,7 +14,7 @@ from requests.adapters import HTTPAdapter
 import urllib3.exceptions
 from urllib3.exceptions import NewConnectionError
 
-from . import __version__, decoding, metrics, pages, watchdog
+from . import __version__, decoding, metrics, pages, revisions, watchdog
 from .errors import ApiError, redact
 from .ratelimit import RateLimiters
 
@@ -92,7 +92,7 @@ def _what_to_do(status, detail, config):
                 "events, profiles, lists and segments")
     if status == 410:
         return (f"Klaviyo says revision {config.revision} or this endpoint is retired (410: {detail}); "
-                "set config 'revision' to a current one such as 2026-10-15")
+                f"set config 'revision' to a current one such as {revisions.DEFAULT} (the default)")
     if status == 400:
         return (f"Klaviyo rejected the request (400: {detail}); if 'revision' is set, check it is a "
                 "published revision, otherwise report this line as a tap bug")

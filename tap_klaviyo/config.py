@@ -238,5 +238,9 @@ def load_config(raw):
             raise ConfigError(f"config {setting.name!r} = {shown} is invalid: {exc}") from None
         values[setting.name] = value
     register_secret(values["api_key"])
+    if values["watchdog_seconds"] <= values["request_timeout"]:
+        LOGGER.warning("config watchdog_seconds (%g) is not above request_timeout (%g): an answer that takes "
+                       "longer than %g s will be taken for a hang and end the run; raise watchdog_seconds",
+                       values["watchdog_seconds"], values["request_timeout"], values["watchdog_seconds"])
     return Config(**values)
 

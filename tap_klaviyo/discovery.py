@@ -6,7 +6,6 @@ import re
 from functools import cache
 from importlib import resources
 
-from . import revisions
 from .errors import ConfigError
 from .streams import BY_NAME, INCREMENTAL, STREAMS
 
@@ -235,7 +234,7 @@ _EMPTY_PAGE = {"GET /api/events": "less-than(datetime,2000-01-01T00:00:00Z)"}
 
 
 def _probe(scope, revision):
-    """(rate family, path, params) of the cheapest request that needs scope alone: the first list
+    """(rate family, path, params) of the cheapest request that needs scope alone, or None: the first list
     operation the streams read that needs only it, asking for one small page of one small field, and
     only parameters the revision's spec lists (a filter it requires taken from the stream row that
     fans out over it)."""
@@ -258,7 +257,7 @@ def _probe(scope, revision):
             params["filter"] = compose_filter(*partitions(row)[0])
         family = next(name for name, (op, condition) in families().items() if op == operation and not condition)
         return family, path, params
-    raise KeyError(f"no list operation of the streams needs scope {scope} alone")
+    return None
 
 
 def _streams_phrase(names):
@@ -272,6 +271,20 @@ def _answer(exc, path):
         return f"GET {exc.path or path}: {exc.status} ({exc.detail})"
     text = str(exc)
     return text if text.startswith(("GET /", "POST /")) else f"GET {path}: {text}"
+
+
+def _read_listing(listing, client, path):
+    """What listing(client) makes of its answers; an answer it cannot read (a 200 shaped unlike the
+    spec's) leaves the scope unchecked like any unusable answer, not a crash of discovery."""
+    from .errors import ApiError
+
+    class Unreadable(ApiError):
+        answered = True     # Klaviyo did answer: not a sign that it cannot be reached
+    try:
+        return listing(client)
+    except (LookupError, TypeError, AttributeError, ValueError) as exc:
+        raise Unreadable(f"GET {path or 'listing'}: an answer shaped unlike Klaviyo's spec ({type(exc).__name__}: "
+                         f"{exc})") from None
 
 
 def check_access(client, streams, listings=None):
@@ -296,10 +309,14 @@ def check_access(client, streams, listings=None):
     access, listed, failures = {}, {}, {}
     answered, unanswered = False, None      # whether Klaviyo answered a probe; the first failure before it did
     for scope in needed:
-        family, path, params = _probe(scope, client.config.revision)
+        probe = _probe(scope, client.config.revision)
+        if probe is None and scope not in (listings or {}):
+            access[scope] = "unchecked"     # no list needs it alone: a sync names it if it is lacking
+            continue
+        family, path, params = probe or (None, "", None)
         try:
             if scope in (listings or {}):
-                listed[scope] = listings[scope](client)
+                listed[scope] = _read_listing(listings[scope], client, path)
             else:
                 client.get(family, client.url(path), params)
             access[scope], answered = "ok", True
@@ -309,7 +326,9 @@ def check_access(client, streams, listings=None):
             answered = True
             access[scope], failures[scope] = ("missing" if exc.status == 403 else "unchecked"), (exc, path)
         except ApiError as exc:     # no answer, or none usable, after the client's retries
-            if not answered:
+            if getattr(exc, "answered", False):
+                answered = True
+            elif not answered:
                 if unanswered is not None:
                     raise unanswered from None
                 unanswered = exc

@@ -363,9 +363,11 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
             stream_state = context.state_of(task.stream.name)
             output.records(item.lines)
             progress.add(task.stream.name, item.count)
-            if stream_state.watermark is not None:
-                stream_state.apply(task, item.mark, [child for child, _ in item.spawn
-                                                     if isinstance(child, Span) and child.stream.name == task.stream.name])
+            spans = [child for child, _ in item.spawn if isinstance(child, Span)]
+            stream_state.apply(task, item.mark, [span for span in spans if span.stream.name == task.stream.name])
+            for span in spans:
+                if span.stream.name != task.stream.name:
+                    context.state_of(span.stream.name).adopt(span)
             for child, rank in item.spawn:
                 submit(child, rank)
             if item.done:

@@ -5,7 +5,7 @@ extracted from Klaviyo's spec (apispec.py, spec_rules.json), never kept by hand 
 
 Sources, per revision (docs/revisions.md has the table):
 - 2025-01-15 .. 2026-07-15: the spec branch of that revision (klaviyo/openapi, openapi/stable.json).
-- 2026-10-15, which has no published branch: the campaign endpoints from Klaviyo's 2026-10-15
+- 2026-10-15, whose branch no copy read here had: the campaign endpoints from Klaviyo's 2026-10-15
   reference pages (https://developers.klaviyo.com/en/reference/get_campaigns.md,
   .../get_campaign_messages.md: endpoints, fields, includes, scopes, limits) and, where those pages
   are silent, the beta spec 2026-07-15.pre (openapi/beta.json), whose omnichannel operations say

@@ -226,14 +226,14 @@ class StreamState:
         """What a page of one of the stream's tasks tells: mark (a Mark, or None), and spans, the
         page's new tasks that are spans of this stream (a split's parts, or units found mid-run)."""
         watermark = self.watermark
+        if watermark is None:       # a full-table stream: nothing to follow
+            return
         if mark is not None and mark.split_at is not None:
             task.upper = mark.split_at
             watermark.split(task, spans)
         else:
             for span in spans:
-                # a unit found during the run (a metric the catalog lacked): it holds the
-                # watermark from now, before the page that found it can move it
-                watermark.plan(span.unit, [span])
+                self.adopt(span)
         if mark is None:
             return
         if mark.progress is not None:
@@ -242,6 +242,12 @@ class StreamState:
             task.stopped = True
         if mark.unread:
             watermark.unread = True
+
+    def adopt(self, span):
+        """A span found during the run (a metric the catalog lacked) becomes a unit of the stream's
+        watermark now, before the page that found it can move it."""
+        if self.watermark is not None:
+            self.watermark.plan(span.unit, [span])
 
     def settle(self):
         """Whether the stream is complete now: nothing of its own left to run, and the stream it

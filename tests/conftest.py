@@ -199,3 +199,12 @@ def assert_state_never_passes_unemitted(messages, wanted):
                     covered[stream] += 1
                     checked += 1
     return checked
+
+
+def child_pids(pid):
+    """The ids of a process's children (Linux /proc); none once it is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except FileNotFoundError:
+        return []

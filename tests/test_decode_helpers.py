@@ -7,7 +7,7 @@ import subprocess
 import time
 
 from tests import expected
-from tests.conftest import ROOT, catalog_selecting, run_tap, tap_command, write_json
+from tests.conftest import ROOT, catalog_selecting, child_pids, run_tap, tap_command, write_json
 
 EVENT_STREAMS = tuple(expected.CLASSIC_METRICS)
 STREAMS = EVENT_STREAMS + ("events", "profiles", "lists")
@@ -22,14 +22,6 @@ def _helper_pages(stderr):
     """Pages each helper decoded, from its closing log line."""
     return [int(line.split("decode helper process: ")[1].split(" pages")[0])
             for line in stderr.splitlines() if "decode helper process: " in line]
-
-
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 def _gone(pid):
@@ -80,7 +72,7 @@ def _start(tmp_path, config, catalog, name):
 def _wait_for_child(process):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        children = _children(process.pid)
+        children = child_pids(process.pid)
         if children:
             return children[0]
         time.sleep(0.02)
@@ -116,7 +108,7 @@ def test_no_helper_outlives_a_killed_tap(make_sandbox, tmp_path):
     process, out, err = _start(tmp_path, config, catalog_selecting(*EVENT_STREAMS), "tap-killed")
     _wait_for_child(process)
     time.sleep(0.5)
-    helpers = _children(process.pid)
+    helpers = child_pids(process.pid)
     assert len(helpers) == 2
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests import expected
-from tests.conftest import ROOT, catalog_selecting, error_lines, run_tap, tap_command, write_json
+from tests.conftest import ROOT, catalog_selecting, child_pids, error_lines, run_tap, tap_command, write_json
 from tests.sandbox.server import API_KEY
 
 WATCHDOG = re.compile(r"tap-klaviyo: error: no progress for (\d+) s \(.*\); the stacks of every thread are above; "
@@ -50,14 +50,6 @@ def test_an_answer_whose_body_never_completes_ends_the_run(make_sandbox, tmp_pat
     assert "read" in run.stderr and "client.py" in run.stderr
 
 
-def _children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(child) for child in handle.read().split()]
-    except FileNotFoundError:
-        return []
-
-
 def _state(pid):
     """The process's state letter (T: stopped, Z: exited, not reaped), or None when it is gone."""
     try:
@@ -79,7 +71,7 @@ def test_a_decode_helper_that_stops_ends_the_run_and_the_helper(make_sandbox, tm
     try:
         deadline = time.monotonic() + 20
         while helper is None and time.monotonic() < deadline:
-            found = _children(process.pid)
+            found = child_pids(process.pid)
             helper = found[0] if found else None
             time.sleep(0.01)
         assert helper is not None, "the tap started no helper process"

@@ -6,7 +6,6 @@ import functools
 import logging
 
 from .. import apispec, timeutil
-from .. import state as bookmarks
 from ..client import RefusedError
 from ..discovery import schema
 from ..engine import Page

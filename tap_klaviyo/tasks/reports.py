@@ -14,7 +14,6 @@ import logging
 import msgspec
 
 from .. import apispec, timeutil
-from .. import state as bookmarks
 from ..client import BudgetSpent
 from ..engine import Page, Span
 from ..state import Mark
