@@ -239,7 +239,7 @@ def _probe(scope, revision):
     only parameters the revision's spec lists (a filter it requires taken from the stream row that
     fans out over it)."""
     from . import apispec
-    from .streams import STREAMS, at_revision, compose_filter, families, partitions
+    from .streams import STREAMS, at_revision, families
     rows = [at_revision(stream, revision) for stream in STREAMS]
     for operation in (op for row in rows for op in (row.operation, *row.reads) if op):
         method, path = operation.split(" ", 1)
@@ -253,8 +253,9 @@ def _probe(scope, revision):
         if not params.get("page[size]") and operation in _EMPTY_PAGE:
             params["filter"] = _EMPTY_PAGE[operation]
         if rules["params"].get("filter", {}).get("required"):
+            # the dimension the spec requires is the row's first (campaigns' channel before 2026-10-15)
             row = next(row for row in rows if row.operation == operation and row.partitions)
-            params["filter"] = compose_filter(*partitions(row)[0])
+            params["filter"] = row.partitions[0].filters()[0]
         family = next(name for name, (op, condition) in families().items() if op == operation and not condition)
         return family, path, params
     return None

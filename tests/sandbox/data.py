@@ -43,6 +43,12 @@ def iso(epoch):
     return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(epoch))
 
 
+def metric_time(epoch):
+    """A metric's created/updated as the spec describes them: "ISO 8601 format
+    (YYYY-MM-DDTHH:MM:SS.mmmmmm)", a plain string with no offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000", time.gmtime(epoch))
+
+
 @dataclass
 class Event:
     timestamp: int
@@ -175,7 +181,7 @@ def generate(events=3000, seed=1, anchor=None, lists=4, segments=2):
     for number, (name, integration, _) in enumerate(METRICS):
         mid = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
         account.metrics.append({"type": "metric", "id": mid, "attributes": {
-            "name": name, "created": iso(anchor - 3 * YEAR + number), "updated": iso(anchor - YEAR),
+            "name": name, "created": metric_time(anchor - 3 * YEAR + number), "updated": metric_time(anchor - YEAR),
             "integration": {"object": "integration", **integration}}})
     profile_ids = []
     for number in range(max(40, events // 15)):

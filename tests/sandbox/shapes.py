@@ -15,7 +15,7 @@ import random
 import time
 import uuid
 
-from .data import API, KLAVIYO, SHOPIFY, WIDE_INTEGER, YEAR, Account, Event, iso
+from .data import API, KLAVIYO, SHOPIFY, WIDE_INTEGER, YEAR, Account, Event, iso, metric_time
 
 DAY = 86400
 
@@ -142,7 +142,7 @@ def _new_account(rng, anchor, profile_count, lists=4, segments=2):
     for number, (name, integration) in enumerate([(n, KLAVIYO) for n in CLASSIC_TABLE_METRICS] + list(OTHER_METRICS)):
         mid = "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789") for _ in range(6))
         account.metrics.append({"type": "metric", "id": mid, "attributes": {
-            "name": name, "created": iso(anchor - 3 * YEAR + number), "updated": iso(anchor - YEAR),
+            "name": name, "created": metric_time(anchor - 3 * YEAR + number), "updated": metric_time(anchor - YEAR),
             "integration": {"object": "integration", **integration}}})
     for number in range(profile_count):
         profile = _rich_profile(rng, anchor, number)
