@@ -146,12 +146,33 @@ class _Watch:
                      for ident, held in holding.items()]
             if lines:
                 os.write(2, ("\n".join(lines) + "\n").encode())
+            # stdout first, while the writer waits: once a helper is ended, its page is decoded in
+            # this process and the writer could write again while the run exits
+            _flush_stdout()
             _end_children()
         finally:
             os.write(2, (f"tap-klaviyo: error: no progress for {self.seconds:g} s (no page written, no request "
                          "answered, no announced wait; config watchdog_seconds); the stacks of every thread are "
                          "above; please report it\n").encode())
             os._exit(1)
+
+
+def _flush_stdout(seconds=5.0):
+    """What the writer has buffered goes out before the exit: the buffer holds whole messages, and an
+    earlier flush may have sent the first part of one (stdout is no longer being written to: the
+    clock stands still while it is). Bounded: a target that reads nothing more cannot hold the exit."""
+    def flush():
+        try:
+            sys.stdout.buffer.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    flusher = threading.Thread(target=flush, name="watchdog-flush", daemon=True)
+    flusher.start()
+    flusher.join(seconds)
+    try:    # nothing more reaches the target: no message cut by the exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except OSError:
+        pass
 
 
 def _end_children():

@@ -122,7 +122,7 @@ def test_api_refusals_say_what_to_do(sandbox, tmp_path, mode):
     # a supported revision that Klaviyo has since retired (the sandbox's calendar moved on)
     sandbox.server.sandbox.retired_before = "2025-02-01"
     _fails_with(run_tap(tmp_path, sandbox.config(revision="2025-01-15"), *args, check=False),
-                "410", "revision", "2026-10-15")
+                "410", "revision", "2026-07-15 (the default)")
     _fails_with(run_tap(tmp_path, sandbox.config(base_url="http://127.0.0.1:9"), *args, check=False),
                 "cannot reach", "base_url")
     if mode == "sync":
