@@ -6,7 +6,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from .errors import ConfigError
+from .errors import ApiError, ConfigError
 from .streams import BY_NAME, INCREMENTAL, STREAMS
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -274,17 +274,17 @@ def _answer(exc, path):
     return text if text.startswith(("GET /", "POST /")) else f"GET {path}: {text}"
 
 
+class _Unreadable(ApiError):
+    answered = True     # Klaviyo did answer: not a sign that it cannot be reached
+
+
 def _read_listing(listing, client, path):
     """What listing(client) makes of its answers; an answer it cannot read (a 200 shaped unlike the
     spec's) leaves the scope unchecked like any unusable answer, not a crash of discovery."""
-    from .errors import ApiError
-
-    class Unreadable(ApiError):
-        answered = True     # Klaviyo did answer: not a sign that it cannot be reached
     try:
         return listing(client)
     except (LookupError, TypeError, AttributeError, ValueError) as exc:
-        raise Unreadable(f"GET {path or 'listing'}: an answer shaped unlike Klaviyo's spec ({type(exc).__name__}: "
+        raise _Unreadable(f"GET {path or 'listing'}: an answer shaped unlike Klaviyo's spec ({type(exc).__name__}: "
                          f"{exc})") from None
 
 
