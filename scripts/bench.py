@@ -178,7 +178,8 @@ def _helper_peaks(log_path):
 
 def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, extra=None, env=None):
     """One sync; None when it ran past time_limit (then it is killed). extra: config merged in; env:
-    environment variables set for the tap (a mechanism switched off, see MECHANISMS)."""
+    environment variables set for the tap (a mechanism switched off, see MECHANISMS). The result's
+    "state" is the value of the last STATE message, "by_family" the sandbox's requests per family."""
     config, _, catalog_path, state_path = inputs
     config = dict(config, **(extra or {}))
     if concurrency is not None:
@@ -199,8 +200,10 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, e
         deadline = started + time_limit
         record_count, state_count = _TokenCount(b'{"type":"RECORD"'), _TokenCount(b'{"type":"STATE"')
         # counted in big chunks, not line by line: the benchmark shares the two cores with the tap
+        tail = b""
         while chunk := tap.stdout.read1(1 << 20):
             records, states = record_count(chunk), state_count(chunk)
+            tail = (tail + chunk)[-(4 << 20):]      # the last STATE is the run's last line
             if time.monotonic() > deadline:
                 tap.send_signal(signal.SIGKILL)
                 os.wait4(tap.pid, 0)
@@ -216,7 +219,15 @@ def run_once(sandbox, source, workdir, label, inputs, concurrency, time_limit, e
     return {"label": label, "concurrency": concurrency, "records": records, "states": states, "wall_s": wall,
             "helper_rss_mb": _helper_peaks(log_path),
             "cpu_s": cpu, "cpu_sys_s": usage.ru_stime, "cpu_us_per_event": cpu / max(records, 1) * 1e6, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "requests": stats["requests"], "throttled_429": stats["throttled"], "sandbox_cpu_s": sandbox_cpu}
+            "requests": stats["requests"], "throttled_429": stats["throttled"], "sandbox_cpu_s": sandbox_cpu,
+            "by_family": stats["by_family"], "state": _last_state(tail)}
+
+
+def _last_state(tail):
+    for line in reversed(tail.split(b"\n")):
+        if line.startswith(b'{"type":"STATE"'):
+            return json.loads(line)["value"]
+    return None
 
 
 # Run in a fresh interpreter on the tap's modules, objects made anew each round and the cyclic GC
@@ -412,6 +423,48 @@ def bench_shape(shape, events, args, source, workdir, results):
         sandbox.close()
 
 
+# Late events (docs/late-events.md): a run right after a run, nothing new, with the per-day counts
+# (the default) against the plain re-read of a trailing window (late_event_days 0, lookback_minutes of
+# PLAIN_DAYS days), each from the state the first run left.
+PLAIN_DAYS = 8
+
+
+def bench_late(shape, args, source, workdir, results):
+    sandbox = Sandbox(shape, 0, args, workdir)
+    try:
+        counts = sandbox.info["classic_events"]
+        print(f"\n## late events, {shape}: {sum(counts.values())} classic events in {len(counts)} metrics; "
+              f"a run right after a run with nothing new", flush=True)
+        inputs = write_inputs(sandbox, source, workdir, shape, args.config_extra, name=f"late-{shape}")
+        first = run_once(sandbox, source, workdir, f"late-{shape}-first", inputs, None, 3600)
+        if first["state"] is None:
+            sys.exit(f"late events ({shape}): the first run wrote no STATE")
+        state_path = workdir / f"state-late-{shape}-after.json"
+        state_path.write_text(json.dumps(first["state"]))
+        after = inputs[:3] + (state_path,)
+        counted = run_once(sandbox, source, workdir, f"late-{shape}-counts", after, None, 3600)
+        plain = run_once(sandbox, source, workdir, f"late-{shape}-plain", after, None, 3600,
+                         {"late_event_days": 0, "lookback_minutes": PLAIN_DAYS * 1440})
+        metrics = counted["by_family"].get("metric_aggregates", 0)
+        first_events = first["by_family"].get("events", 0)
+        target = first_events / 4 + 3 * max(metrics, len(counts))
+        for label, run in (("first run", first), ("nothing new, per-day counts", counted),
+                           (f"nothing new, plain {PLAIN_DAYS}-day re-read", plain)):
+            families = run["by_family"]
+            print(f"  {label}: {run['requests']} requests ({families.get('events', 0)} event reads, "
+                  f"{families.get('metric_aggregates', 0)} count queries), {run['records']} records, "
+                  f"{run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU", flush=True)
+        ours = counted["by_family"].get("events", 0) + metrics
+        print(f"  per-day counts vs plain re-read: {plain['requests'] / max(counted['requests'], 1):.1f}x fewer "
+              f"requests, {plain['wall_s'] / counted['wall_s']:.1f}x less wall; event reads + count queries "
+              f"{ours} against the target {target:.0f} (first run's event reads / 4 + 3 per metric)", flush=True)
+        for run in (first, counted, plain):
+            run.pop("state", None)
+        results[f"late-{shape}"] = {"runs": {"first": first, "counts": counted, "plain": plain}, "target": target}
+    finally:
+        sandbox.close()
+
+
 # --mechanisms: each concurrency mechanism switched off in turn, all else at its default: the
 # catalog metrics' head start by a catalog without the metric ids --discover notes (the
 # look-up-first path), the decode helper by config decode_processes 0. A variant may also set
@@ -517,6 +570,10 @@ def main():
                              "--events-shapes), ROUNDS rounds of syncs with each concurrency mechanism switched "
                              "off in turn (the catalog metrics' head start, the decode helper), medians and "
                              "paired differences")
+    parser.add_argument("--late-shapes", default="sparse,dense",
+                        help="shapes (sparse, dense) on which the late-event check is measured against the plain "
+                             "trailing re-read; '' for none")
+    parser.add_argument("--late-only", action="store_true", help="only the late-event runs of --late-shapes")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},
@@ -529,6 +586,9 @@ def main():
     args.serial_shapes = set(args.serial_shapes.split(","))
     args.events_shapes = set(filter(None, args.events_shapes.split(",")))
     args.helper_shapes = set(filter(None, args.helper_shapes.split(",")))
+    args.late_shapes = [shape for shape in args.late_shapes.split(",") if shape]
+    if set(args.late_shapes) - {"sparse", "dense"}:
+        parser.exit(2, "bench.py: --late-shapes takes sparse and dense only\n")
     shapes = args.shapes.split(",")
     unknown = [s for s in shapes if s not in ("sparse", "dense", "default", "profiles")]
     if unknown:
@@ -545,7 +605,7 @@ def main():
     print(f"# tap from {source}; {args.latency_ms:g} ms a request, documented rate limits (rate_scale 1), "
           f"default concurrency {args.default_concurrency}" + (f"; config {args.config_extra}" if args.config_extra else ""))
     results, began = {}, time.monotonic()
-    for shape in shapes:
+    for shape in [] if args.late_only else shapes:
         if args.mechanisms:
             if shape in ("sparse", "dense"):
                 bench_mechanisms(shape, args, source, workdir, results)
@@ -556,12 +616,14 @@ def main():
         sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]
         for events in sizes:
             bench_shape(shape, events, args, source, workdir, results)
+    for shape in [] if args.mechanisms else args.late_shapes:
+        bench_late(shape, args, source, workdir, results)
     (workdir / f"{args.label}.json").write_text(json.dumps(results, indent=1))
     print(f"\n# {time.monotonic() - began:.0f} s in all; results in {workdir / (args.label + '.json')}")
     if args.compare:
         earlier = json.loads(Path(args.compare).read_text())
         for name, result in results.items():
-            for label, run in result["runs"].items():
+            for label, run in result.get("runs", {}).items():
                 before = (earlier.get(name) or {}).get("runs", {}).get(label)
                 if before:
                     print(f"  {name} {label}: wall {before['wall_s']:.2f} -> {run['wall_s']:.2f} s "

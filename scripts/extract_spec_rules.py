@@ -4,8 +4,9 @@ Reads `openapi/stable.json` of each revision branch of a local clone of klaviyo/
 tap_klaviyo/spec_rules.json: per operation the query parameters each revision accepts (with
 their enums and bounds), filter fields and operators, what a filter value must look like (from the
 spec's `x-klaviyo-filters`, 2026-04-15 on), required filters, rate limits, scopes and, for the two
-report operations, the request-body rules. Consecutive revisions with identical rules are merged
-into one range so the file stays small and a diff shows what a revision changed.
+report operations and the metric-aggregate query, the request-body rules. Consecutive revisions with
+identical rules are merged into one range so the file stays small and a diff shows what a revision
+changed.
 
 Revision 2026-10-15 has no branch in the copies read so far (its reference pages link one: once
 it can be fetched, map 2026-10-15 to it in BRANCHES and drop the beta). Its rules are the 2026-07-15 branch's, except for the
@@ -18,8 +19,8 @@ revision") and then corrected by what Klaviyo's 2026-10-15 reference pages verif
 
 Everything comes from the spec text; where a rule lives only in prose (filter operators, the
 campaign channel filter, tiers that change with additional-fields, report group-by and interval
-limits) the prose is parsed and a change in its wording fails loudly here rather than silently
-loosening the sandbox.
+limits, the metric-aggregate time range and the time zones it refuses) the prose is parsed and a
+change in its wording fails loudly here rather than silently loosening the sandbox.
 """
 import argparse
 import json
@@ -100,6 +101,8 @@ _CONDITIONAL_LIMIT = re.compile(
 _REQUIRED_FILTER_SENTENCE = re.compile(r"(A [a-z ]+ filter is required[^.\n]*\.)")
 _EXAMPLE_CALL = re.compile(r"^([a-z-]+)\(([^,()]+),")
 _SIZE_DESCRIPTION = re.compile(r"Default: (\d+)\. Min: (\d+)\. Max: (\d+)\.")
+_TIME_RANGE = re.compile(r"providing a `([a-z-]+)` and a `([a-z-]+)` filter on the `(\w+)` field")
+_TIMEZONE_EXCEPTIONS = re.compile(r"notable exceptions are (`[^`]+`(?:(?:, | and )`[^`]+`)*)")
 
 
 class SpecError(Exception):
@@ -276,16 +279,22 @@ def report_filter(description, operation_id):
     return rule
 
 
-def report_body(resolve, operation):
-    operation_id = operation["operationId"]
+def body_attributes(resolve, operation):
+    """(the body's JSON:API type, {attribute: its schema}, the attributes it requires) of a POST."""
     request = resolve(operation["requestBody"]["content"]["application/vnd.api+json"]["schema"])
     data = resolve(request["properties"]["data"])
     attributes = resolve(data["properties"]["attributes"])
     properties = {name: resolve(value) for name, value in attributes["properties"].items()}
+    return resolve(data["properties"]["type"])["enum"][0], properties, sorted(attributes.get("required", []))
+
+
+def report_body(resolve, operation):
+    operation_id = operation["operationId"]
+    kind, properties, required = body_attributes(resolve, operation)
     body = {
-        "type": resolve(data["properties"]["type"])["enum"][0],
+        "type": kind,
         "attributes": sorted(properties),
-        "required": sorted(attributes.get("required", [])),
+        "required": required,
         "statistics": sorted(resolve(properties["statistics"]["items"])["enum"]),
     }
     timeframe = properties["timeframe"]
@@ -319,6 +328,45 @@ def report_body(resolve, operation):
     if "filter" in properties:
         body["filter"] = report_filter(properties["filter"].get("description", ""), operation_id)
     return body
+
+
+def _attribute_type(schema, name, operation_id, resolve):
+    """'string', 'integer' or 'array of string': the types the metric-aggregate body uses."""
+    kind = schema.get("type")
+    if kind == "array":
+        kind = f"array of {resolve(schema['items']).get('type')}"
+    if kind not in ("string", "integer", "array of string"):
+        raise SpecError(f"{operation_id}: attribute {name} of type {kind!r}")
+    return kind
+
+
+def metric_aggregate_body(resolve, operation):
+    """The metric-aggregate query's rules: each attribute's type, which may be null and their
+    defaults, the enums, and two rules stated only in prose: the time range the filter list must
+    hold, and the IANA time zones the timezone attribute does not accept."""
+    operation_id = operation["operationId"]
+    kind, properties, required = body_attributes(resolve, operation)
+    time_range = _TIME_RANGE.search(properties["filter"].get("description", ""))
+    if not time_range or not (time_range.group(1).startswith("greater") and time_range.group(2).startswith("less")):
+        raise SpecError(f"{operation_id}: unreadable time range in the filter description")
+    exceptions = _TIMEZONE_EXCEPTIONS.search(properties["timezone"].get("description", ""))
+    if not exceptions:
+        raise SpecError(f"{operation_id}: unreadable timezone description")
+    return {
+        "type": kind,
+        "attributes": sorted(properties),
+        "required": required,
+        "types": {name: _attribute_type(schema, name, operation_id, resolve)
+                  for name, schema in sorted(properties.items())},
+        "nullable": sorted(name for name, schema in properties.items() if schema.get("nullable")),
+        "defaults": {name: schema["default"] for name, schema in sorted(properties.items()) if "default" in schema},
+        "measurements": sorted(resolve(properties["measurements"]["items"])["enum"]),
+        "interval": sorted(properties["interval"]["enum"]),
+        "by": sorted(resolve(properties["by"]["items"])["enum"]),
+        "sort": sorted(properties["sort"]["enum"]),
+        "time_range": {"field": time_range.group(3), "lower": time_range.group(1), "upper": time_range.group(2)},
+        "timezone_unsupported": sorted(re.findall(r"`([^`]+)`", exceptions.group(1))),
+    }
 
 
 def operation_rules(spec, method, path):
@@ -358,7 +406,8 @@ def operation_rules(spec, method, path):
         if sentence:
             params["filter"]["required_detail"] = sentence.group(1)
     if method == "POST":
-        rules["body"] = report_body(resolve, operation)
+        body = metric_aggregate_body if rules["resource"] == "metric-aggregate" else report_body
+        rules["body"] = body(resolve, operation)
     return rules
 
 

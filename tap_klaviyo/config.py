@@ -35,8 +35,12 @@ SETTINGS = (
             "(the local sandbox)"),
     Setting("user_agent", "string", None, "User-Agent header to send; unset sends tap-klaviyo/<version>"),
     Setting("request_timeout", "number", 300, "Seconds to wait for one HTTP response", minimum=1),
-    Setting("lookback_minutes", "integer", 0, "Minutes re-read before each bookmark, for events "
-            "Klaviyo makes visible late", minimum=0),
+    Setting("lookback_minutes", "integer", 0, "Minutes re-read before each bookmark by every incremental "
+            "stream, every run", minimum=0),
+    Setting("late_event_days", "integer", 20, "Event streams: UTC days before the bookmark in which events "
+            "Klaviyo shows late are caught; each run compares Klaviyo's per-day counts of each metric (one "
+            "request per metric) with the stream's and re-reads only the days that differ (0: off)",
+            minimum=0, maximum=365),
     Setting("list_person_count", "boolean", True, "Fetch each list's and segment's profile count "
             "(1 call per second); false writes null"),
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
@@ -72,6 +76,7 @@ class Config(msgspec.Struct, frozen=True):
     user_agent: str | None
     request_timeout: float
     lookback_minutes: int
+    late_event_days: int
     list_person_count: bool
     concurrency: int
     decode_processes: int | None

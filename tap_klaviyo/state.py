@@ -13,7 +13,7 @@ import logging
 
 import msgspec
 
-from . import timeutil
+from . import daycounts, timeutil
 from .errors import ConfigError
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -135,6 +135,8 @@ class Mark(msgspec.Struct):
     stopped: bool = False           # ended before its upper (a daily budget spent): the watermark holds at
                                     # its progress for the rest of the run
     unread: bool = False            # the stream has nothing to read this run
+    counted: dict | None = None     # (metric id, UTC day) -> rows the page wrote, to add to the day's count
+    recount: tuple | None = None    # (metric id, [UTC days]) whose counts start again: re-read this run
 
 
 class Watermark:
@@ -201,6 +203,7 @@ class StreamState:
         self.watermark = None       # incremental streams: what their bookmark follows
         self.pending = 0            # its tasks queued or running
         self.complete = False
+        self.tally = None           # event streams: their per-day counts (daycounts.Tally)
 
     def bookmark(self, legacy_keys=()):
         """The bookmark the run began with (epoch seconds), None when the state holds none."""
@@ -222,6 +225,14 @@ class StreamState:
         self.watermark = Watermark(begin, end)
         return self.watermark
 
+    def counts(self, first):
+        """The stream keeps per-day counts of what it writes (see daycounts) for the days from the
+        one holding first; returns those the state holds."""
+        bookmark = (self._state.get("bookmarks") or {}).get(self.name)
+        self.tally = daycounts.Tally(daycounts.loaded(bookmark, self.name), first,
+                                     isinstance(bookmark, dict) and "counts" in bookmark)
+        return self.tally.before
+
     def apply(self, task, mark, spans):
         """What a page of one of the stream's tasks tells: mark (a Mark, or None), and spans, the
         page's new tasks that are spans of this stream (a split's parts, or units found mid-run)."""
@@ -236,6 +247,11 @@ class StreamState:
                 self.adopt(span)
         if mark is None:
             return
+        if self.tally is not None:
+            if mark.recount is not None:
+                self.tally.recount(*mark.recount)
+            if mark.counted:
+                self.tally.add(mark.counted)
         if mark.progress is not None:
             task.progress = mark.progress
         if mark.stopped:
@@ -268,3 +284,6 @@ class StreamState:
         value = watermark.value()
         if final or value > watermark.begin or self.bookmark() is not None:
             set_since(self._state, self.name, value)
+        if final and self.tally is not None and value == watermark.end:
+            # only a run that read all it set out to has counts that match its bookmark
+            self._state["bookmarks"][self.name]["counts"] = self.tally.result()

@@ -224,6 +224,8 @@ OTHER_FAMILIES = {
     "list_count": ("GET /api/lists/{id}", ("additional-fields[list]", "profile_count")),
     "segment_count": ("GET /api/segments/{id}", ("additional-fields[segment]", "profile_count")),
     "profiles_predictive": ("GET /api/profiles", ("additional-fields[profile]", "predictive_analytics")),
+    # per-day event counts, by which the event streams find the days Klaviyo has shown events late
+    "metric_aggregates": ("POST /api/metric-aggregates", None),
 }
 
 

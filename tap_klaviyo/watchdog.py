@@ -1,10 +1,11 @@
 """What keeps a run from hanging, and what ends one that hangs anyway (docs/concurrency.md).
 
-The lock order. A worker thread waits, at one time or another, for four things, each of which ends
+The lock order. A worker thread waits, at one time or another, for five things, each of which ends
 only when other threads have moved on:
 
   metric list   the account's metric list, fetched once per run (SyncContext.once) by the first
                 thread that asks: its requests need body permits
+  day counts    a metric's per-day event counts (tasks/recount.py), fetched once per run likewise
   body permit   one of the client's BODIES_HELD answers read and not yet decoded: freed when the
                 thread holding it has waited for writer room and a decode turn and decoded it
   writer room   the writer (the main thread) taking pages: it never waits for a worker
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 
-ORDER = ("metric list", "body permit", "writer room", "decode turn")
+ORDER = ("metric list", "day counts", "body permit", "writer room", "decode turn")
 _RANK = {name: rank for rank, name in enumerate(ORDER)}
 
 _held = {}                      # thread ident -> names of what the thread holds, in order taken
@@ -54,7 +55,7 @@ def waiting(name):
 
 
 def hold(name):
-    """The calling thread now holds name (a body permit, a decode turn, the metric list's lock)."""
+    """The calling thread now holds name (a body permit, a decode turn, a once-a-run value's lock)."""
     ident = threading.get_ident()
     with _held_lock:
         _held[ident] = _held.get(ident, ()) + (name,)

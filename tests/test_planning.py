@@ -32,6 +32,8 @@ def _dense_day(sandbox, per_metric=3000, cluster=300):
 
 
 def _bookmarks(day):
+    """Bookmarks made by hand, without the per-day counts a run keeps: the runs that resume from them
+    turn late_event_days off, else they would re-read the days before (tests/test_late_events.py)."""
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(day))
     return {"bookmarks": {stream: {"since": since} for stream in DENSE_STREAMS}}
 
@@ -64,7 +66,7 @@ def test_a_dense_day_is_split_and_gives_exactly_the_rows_at_any_concurrency(dens
     runs = {}
     for concurrency in (1, 32):
         sandbox.post("/__sandbox/stats/reset", {})
-        run = run_tap(tmp_path, sandbox.config(concurrency=concurrency, revision=SMALL_PAGES),
+        run = run_tap(tmp_path, sandbox.config(concurrency=concurrency, revision=SMALL_PAGES, late_event_days=0),
                       catalog=catalog, state=_bookmarks(day))
         assert "parts side by side" in run.stderr, "the dense day was not split"
         requests = sandbox.stats()["by_family"]["events"]
@@ -101,7 +103,7 @@ def test_mixed_account_rows_match_across_concurrency(dense, tmp_path):
 
 def test_state_never_passes_an_unemitted_event_under_splits(dense, tmp_path):
     sandbox, day = dense
-    run = run_tap(tmp_path, sandbox.config(concurrency=8, revision=SMALL_PAGES),
+    run = run_tap(tmp_path, sandbox.config(concurrency=8, revision=SMALL_PAGES, late_event_days=0),
                   catalog=catalog_selecting(*DENSE_STREAMS), state=_bookmarks(day))
     assert "parts side by side" in run.stderr
     wanted = {s: sorted((r["timestamp"], r["id"]) for r in rows) for s, rows in _expected(sandbox, DENSE_STREAMS, day).items()}
@@ -114,7 +116,7 @@ def test_a_kill_during_split_reading_resumes_with_nothing_lost(make_sandbox, tmp
     # about 6 s of run: ~60 requests of 200 ms, two at a time
     sandbox = make_sandbox(events=600, latency=0.2)
     day = _dense_day(sandbox, per_metric=4000)
-    config = sandbox.config(concurrency=2, revision=SMALL_PAGES)
+    config = sandbox.config(concurrency=2, revision=SMALL_PAGES, late_event_days=0)
     catalog = catalog_selecting(*DENSE_STREAMS)
     first = run_killed(tmp_path, config, catalog, kill_after, state=_bookmarks(day))
     states = [m["value"] for m in first if m["type"] == "STATE"]

@@ -124,9 +124,10 @@ def test_lookback_catches_late_events(make_sandbox, tmp_path):
     first = run_tap(tmp_path, sandbox.config())
     late = sandbox.post("/__sandbox/events", {"events": [
         {"metric_name": "Received Email", "timestamp": int(time.time()) - 600}]})["ids"][0]
-    without = run_tap(tmp_path, sandbox.config(), state=first.last_state)
+    # late_event_days would find it too (tests/test_late_events.py): off, the lookback alone is tested
+    without = run_tap(tmp_path, sandbox.config(late_event_days=0), state=first.last_state)
     assert late not in without.event_ids()
-    within = run_tap(tmp_path, sandbox.config(lookback_minutes=30), state=first.last_state)
+    within = run_tap(tmp_path, sandbox.config(late_event_days=0, lookback_minutes=30), state=first.last_state)
     assert late in {r["id"] for r in within.records("receive")}
 
 

@@ -3,14 +3,15 @@ metric, or the ones config names)."""
 import functools
 import logging
 
-from .. import apispec, timeutil, watchdog
+from .. import apispec, daycounts, timeutil, watchdog
 from .. import state as bookmarks
 from ..engine import Page, Span
 from ..state import Mark
 from ..pages import EventPage
 from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
 from ..streams import BY_NAME
-from .ranges import RangeReader, RangeScan
+from .ranges import MetricColumn, RangeReader, RangeScan
+from .recount import Recount
 
 LOGGER = logging.getLogger("tap_klaviyo")
 CHECK_UNIT = "metric list"      # the watermark's unit of a MetricCheck: no metric id has a space
@@ -66,11 +67,8 @@ def _classic_rows(metric_id, metric_name, document, lo, hi):
     return [(row["timestamp"], row) for row in event_rows(document, metric_id, metric_name, lo, hi)]
 
 
-def _api_rows(names, keep, document, lo, hi):
-    pairs = [(row["timestamp"], row) for row in api_event_rows(document, names, lo, hi)]
-    if keep is None:
-        return pairs
-    return [(instant, {k: v for k, v in row.items() if k in keep}) for instant, row in pairs]
+def _api_rows(names, document, lo, hi):
+    return [(row["timestamp"], row) for row in api_event_rows(document, names, lo, hi)]
 
 
 def plan_classic(stream, context):
@@ -90,14 +88,20 @@ def plan_classic(stream, context):
     begin = stream_state.begin(config.start_date, context.started, [mid for mid, _ in chosen])
     lower = begin - config.lookback_minutes * 60
     watermark = stream_state.track(begin, context.started)
+    late = LateEvents(stream, context, begin, stream_state.bookmark([mid for mid, _ in chosen]) is not None)
     tasks = []
     for metric_id, metric_name in chosen:
         confirm = None if noted is None else functools.partial(_confirmed, stream, context, (metric_id, metric_name))
-        scan = _classic_scan(stream, context, metric_id, metric_name, lower, confirm)
+        start, counted_from, recount = late.start([metric_id], lower)
+        late.register(metric_id)
+        scan = _classic_scan(stream, context, metric_id, metric_name, start, confirm, counted_from)
         watermark.plan(metric_id, [scan])
         tasks.append((scan, scan.lower))
+        if recount:
+            tasks += late.recount(metric_id, functools.partial(_classic_range, stream, context, metric_id,
+                                                               metric_name), confirm)
     if noted is not None:
-        check = MetricCheck(stream, context, noted, lower)
+        check = MetricCheck(stream, context, noted, lower, late)
         watermark.plan(CHECK_UNIT, [check])
         # One check fetches the list, before any other task; the others find it fetched, and run
         # after the scans of their rank, so that no worker waits for the list while a scan could
@@ -111,15 +115,98 @@ def plan_classic(stream, context):
     return tasks
 
 
-def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None):
+def _classic_reader(stream, context, metric_id, metric_name):
     config = context.config
     rows = functools.partial(_classic_rows, metric_id, metric_name)
-    reader = RangeReader("events", "/api/events", _event_params(
+    return RangeReader("events", "/api/events", _event_params(
         config, include="profile,metric", **{"fields[event]": EVENT_FIELDS, "fields[profile]": PROFILE_FIELDS,
                                               "fields[metric]": "name"}),
-        lambda lo, hi: _datetime_filter(lo, hi, metric_id), rows, _page_size(config), EventPage)
-    return RangeScan(stream, metric_id, lower, context.started, reader, _parts_allowed(config, 10),
-                     confirm=confirm)
+        lambda lo, hi: _datetime_filter(lo, hi, metric_id), rows, _page_size(config), EventPage,
+        metric_of=metric_id if config.late_event_days else None)
+
+
+def _classic_scan(stream, context, metric_id, metric_name, lower, confirm=None, counted_from=None):
+    reader = _classic_reader(stream, context, metric_id, metric_name)
+    return RangeScan(stream, metric_id, lower, context.started, reader, _parts_allowed(context.config, 10),
+                     confirm=confirm, counted_from=counted_from)
+
+
+def _classic_range(stream, context, metric_id, metric_name, lower, upper, unit):
+    """A re-read of [lower, upper) of one metric (see Recount), each row counted."""
+    reader = _classic_reader(stream, context, metric_id, metric_name)
+    return RangeScan(stream, unit, lower, upper, reader, _parts_allowed(context.config, 10), counted_from=lower)
+
+
+class LateEvents:
+    """How a stream's plan catches events Klaviyo shows late (daycounts). Nothing when config
+    late_event_days is 0, nor on a stream's first run, which reads everything anyway. Otherwise, per
+    metric, the window's days before the bookmark are looked at in one of two ways, neither of which
+    sends a row again unless Klaviyo has shown one late:
+
+    - a metric whose window the stream counted empty is read there again: its cursor starts at the
+      window's first day (a table's own cursor: no request more), or, under the cursor over every
+      metric, one request of its own (an events request: no wait on the counts' 3 a second);
+    - any other, or one the state has no counts for (the first run of this version), costs one
+      Recount: Klaviyo's per-day counts, and a re-read of the days that differ.
+    """
+
+    def __init__(self, stream, context, begin, resumed):
+        config = context.config
+        self.stream = stream
+        self.context = context
+        self.begin = begin
+        self.on = config.late_event_days > 0
+        self.first = daycounts.window_start(context.started, config.late_event_days, config.start_date)
+        self.tally = None
+        if self.on:
+            stream_state = context.state_of(stream.name)
+            stream_state.counts(self.first)
+            self.tally = stream_state.tally
+        self.resumed = resumed and self.on and self.first < begin
+
+    def start(self, metric_ids, lower):
+        """(where the cursor over metric_ids starts, where its counting starts, whether its metrics
+        are still to be looked at by recount() or reread()). metric_ids None: a cursor over every
+        metric."""
+        if not self.on:
+            return lower, None, False
+        if not self.resumed:
+            return lower, self.begin, False
+        if metric_ids is None or not all(map(self.empty, metric_ids)):
+            return lower, self.begin, True
+        for metric_id in metric_ids:
+            self.tally.recount(metric_id, self._days())
+        return min(lower, self.first), self.first, False
+
+    def empty(self, metric_id, every_metric=False):
+        """Whether the stream counted no event of the metric in the window. A stream names each metric
+        it read, but a cursor over every metric names none it saw no event of."""
+        before = self.tally.before
+        if metric_id not in before and not (every_metric and self.tally.had_counts):
+            return False
+        return not any(before.get(metric_id, {}).values())
+
+    def _days(self):
+        return daycounts.days_in([(self.first, self.begin)])
+
+    def register(self, metric_id):
+        """A metric the stream reads: its counts are kept, none or not."""
+        if self.tally is not None:
+            self.tally.metrics.add(metric_id)
+
+    def recount(self, metric_id, scan_for, confirm=None):
+        """[(task, rank)]: the metric's Recount, planned as a unit of the stream's watermark."""
+        task = Recount(self.stream, self.context, metric_id, self.first, self.begin,
+                       self.tally.before.get(metric_id, {}), scan_for, confirm)
+        self.context.state_of(self.stream.name).watermark.plan(task.unit, [task])
+        return [(task, task.lower)]
+
+    def reread(self, metric_id, scan_for):
+        """[(task, rank)]: the metric's window read again, each day counted afresh."""
+        scan = scan_for(self.first, self.begin, f"{metric_id} recount")
+        self.tally.recount(metric_id, self._days())
+        self.context.state_of(self.stream.name).watermark.plan(scan.unit, [scan])
+        return [(scan, scan.lower)]
 
 
 def _legacy_bookmarks(state, stream):
@@ -145,10 +232,11 @@ class MetricCheck(Span):
     when the account has none of the table's metrics, the state's is left as it is (as when looked
     up first: no rows, bookmark unchanged)."""
 
-    def __init__(self, stream, context, noted, lower):
+    def __init__(self, stream, context, noted, lower, late):
         super().__init__(stream, CHECK_UNIT, lower, context.started)
         self.context = context
         self.noted = noted
+        self.late = late
 
     def run(self, client, config):
         found = self.stream.metrics_in(all_metrics(self.context))
@@ -163,7 +251,11 @@ class MetricCheck(Span):
             _no_metric(self.stream)
             yield Page(self, done=True, mark=Mark(stopped=True, unread=True))
             return
-        scans = [_classic_scan(self.stream, self.context, mid, name, self.lower) for mid, name in new]
+        # a metric new to the catalog has no counts: read from the bookmark, counted from there
+        scans = [_classic_scan(self.stream, self.context, mid, name, self.lower,
+                               counted_from=self.late.begin if self.late.on else None) for mid, name in new]
+        for mid, _ in new:
+            self.late.register(mid)
         # the new scans are units of the table's watermark, planned before this span ends
         yield Page(self, done=True, spawn=[(scan, scan.lower) for scan in scans], mark=Mark(progress=self.upper))
 
@@ -189,19 +281,35 @@ def plan_events(stream, context):
     begin = stream_state.begin(config.start_date, context.started)
     lower = begin - config.lookback_minutes * 60
     watermark = stream_state.track(begin, context.started)
+    late = LateEvents(stream, context, begin, stream_state.bookmark() is not None)
     chosen = context.columns.get(stream.name)      # None: every column
     # timestamp and datetime place an event in its range: asked for even when deselected
     fields = ",".join(["timestamp", "datetime"] + [f for f in ("uuid", "event_properties")
                                                     if chosen is None or f in chosen])
     keep = None if chosen is None else frozenset(chosen) | {"id", "datetime"}
-    rows = functools.partial(_api_rows, names, keep)
+    parts = _parts_allowed(config, len(units) + 10)
+
+    def reader(metric_id):
+        return RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
+                           lambda lo, hi: _datetime_filter(lo, hi, metric_id), functools.partial(_api_rows, names),
+                           _page_size(config), EventPage, keep=keep,
+                           metric_of=(metric_id or MetricColumn("metric_id")) if late.on else None)
+
+    def recount_range(metric_id, lo, hi, unit):
+        return RangeScan(stream, unit, lo, hi, reader(metric_id), parts, counted_from=lo)
+
     tasks = []
     for unit in units:
-        reader = RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
-                             lambda lo, hi, unit=unit: _datetime_filter(lo, hi, unit), rows, _page_size(config),
-                             EventPage)
-        scan = RangeScan(stream, unit or "all", lower, context.started, reader,
-                         _parts_allowed(config, len(units) + 10))
+        start, counted_from, look = late.start(None if unit is None else [unit], lower)
+        scan = RangeScan(stream, unit or "all", start, context.started, reader(unit), parts, counted_from=counted_from)
         watermark.plan(unit or "all", [scan])
         tasks.append((scan, scan.lower))
+        for metric_id in (names if unit is None else [unit]):
+            if unit is not None:
+                late.register(metric_id)
+            if not look:
+                continue
+            scan_for = functools.partial(recount_range, metric_id)
+            empty = late.empty(metric_id, every_metric=unit is None)
+            tasks += late.reread(metric_id, scan_for) if empty else late.recount(metric_id, scan_for)
     return tasks

@@ -16,6 +16,7 @@ from .. import timeutil
 from ..decoding import Mapping, PageMapper
 from ..engine import Page, Span
 from ..output import envelope
+from ..daycounts import DAY
 from ..state import Mark
 
 # A part is only worth its own cursor when it is expected to hold this many pages: each part ends
@@ -33,7 +34,8 @@ class RangeReader:
     of one with picklable arguments: pages may be decoded in a helper process (see decoding).
     """
 
-    def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None):
+    def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None, keep=None,
+                 metric_of=None):
         self.endpoint = endpoint
         self.shape = shape
         self.path = path
@@ -41,6 +43,10 @@ class RangeReader:
         self.range_filter = range_filter
         self.rows = rows
         self.page_size = page_size
+        self.keep = keep                # the columns a row keeps (None: all), once counted
+        # what counts rows per metric and day (see daycounts): the metric id of every row, or the
+        # column that holds each row's; None for a range that is not counted
+        self.metric_of = metric_of
 
 
 class PageRows(msgspec.Struct):
@@ -51,6 +57,7 @@ class PageRows(msgspec.Struct):
     first: int | None = None
     last: int | None = None     # the page's latest instant, and the ids of its rows there
     edge_ids: tuple = ()
+    counted: dict | None = None     # (metric id, UTC day) -> rows written at or after the count's start
 
 
 def _extent(times):
@@ -62,21 +69,47 @@ def _extent(times):
     return len(times), times[0][0], last, tuple(row_id for instant, row_id in times if instant == last)
 
 
-def page_rows(document, rows, record, lower, upper, skip):
-    """A page's PageRows (maybe in a helper process): skip holds ids already written."""
+def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None):
+    """A page's PageRows (maybe in a helper process): skip holds ids already written. count:
+    (metric_of, counted_from), to count the rows written from that instant on per metric and day."""
     pairs = rows(document, lower, upper)
-    fresh = [row for _, row in pairs if row["id"] not in skip]
-    lines = record.lines(fresh)
-    return PageRows(lines, len(fresh), *_extent([(instant, row["id"]) for instant, row in pairs]))
+    fresh = [(instant, row) for instant, row in pairs if row["id"] not in skip]
+    counted = _count(fresh, *count) if count is not None else None
+    chosen = [row for _, row in fresh] if keep is None else \
+        [{name: value for name, value in row.items() if name in keep} for _, row in fresh]
+    lines = record.lines(chosen)
+    return PageRows(lines, len(fresh), *_extent([(instant, row["id"]) for instant, row in pairs]),
+                    counted=counted)
+
+
+def _count(fresh, metric_of, counted_from):
+    counted = {}
+    for instant, row in fresh:
+        if instant >= counted_from:
+            metric_id = row.get(metric_of.column) if isinstance(metric_of, MetricColumn) else metric_of
+            if metric_id is None:
+                continue    # an event whose metric Klaviyo does not name is in no metric's count
+            key = (metric_id, instant // DAY)
+            counted[key] = counted.get(key, 0) + 1
+    return counted
+
+
+class MetricColumn(msgspec.Struct, frozen=True):
+    """RangeReader.metric_of for rows of several metrics: the column holding each row's metric id."""
+    column: str
 
 
 class RangeScan(Span):
     """One unit's rows with instants in [lower, upper), read through one cursor, maybe split."""
 
-    def __init__(self, stream, unit, lower, upper, reader, parts_allowed, skip_ids=frozenset(), confirm=None):
+    def __init__(self, stream, unit, lower, upper, reader, parts_allowed, skip_ids=frozenset(), confirm=None,
+                 counted_from=None):
         super().__init__(stream, unit, lower, upper)
         self.reader = reader
         self.parts_allowed = parts_allowed
+        # rows from this instant on are counted per metric and day (see daycounts); the rows
+        # before it, re-read by a lookback, were counted by the run that first read them
+        self.counted_from = counted_from if reader.metric_of is not None else None
         # None, or confirm() -> whether the range is to be read at all (it may wait for the metric list)
         self.confirm = confirm
         self._skip = set(skip_ids)      # emitted by the span before, at its last instant
@@ -105,17 +138,19 @@ class RangeScan(Span):
                 return
 
     def _mapping(self):
+        count = None if self.counted_from is None else (self.reader.metric_of, self.counted_from)
         return Mapping(page_rows, (self.reader.rows, envelope(self.stream.name), self.lower, self.upper,
-                                   frozenset(self._skip)))
+                                   frozenset(self._skip), self.reader.keep, count))
 
     def _page(self, rows, last):
+        counted = rows.counted
         if last:
-            return Page(self, rows.lines, rows.count, done=True, mark=Mark(progress=self.upper))
+            return Page(self, rows.lines, rows.count, done=True, mark=Mark(progress=self.upper, counted=counted))
         extent = (rows.read, rows.first, rows.last, rows.edge_ids)
         split = self._split(extent)
         read, first, at, edge_ids = extent
         if not read:
-            return Page(self, rows.lines, rows.count)
+            return Page(self, rows.lines, rows.count, mark=Mark(counted=counted) if counted else None)
         # the next page may repeat rows of this one at the edge instant: remember their ids
         self._skip = set(edge_ids)
         if self._first is None:
@@ -128,8 +163,8 @@ class RangeScan(Span):
                         self.stream.name, self.unit, self._pages_left(self._seen, self._first, at),
                         timeutil.to_bookmark(at), len(split))
             return Page(self, rows.lines, rows.count, done=True, spawn=[(child, child.lower) for child in split],
-                        mark=Mark(progress=at, split_at=at))
-        return Page(self, rows.lines, rows.count, mark=Mark(progress=at))
+                        mark=Mark(progress=at, split_at=at, counted=counted))
+        return Page(self, rows.lines, rows.count, mark=Mark(progress=at, counted=counted))
 
     def _pages_left(self, seen, first, at):
         return (self.upper - at) * seen / (at - first + 1) / self.reader.page_size
@@ -151,5 +186,5 @@ class RangeScan(Span):
         for lower, upper in zip(bounds, bounds[1:]):
             if lower < upper:
                 children.append(RangeScan(self.stream, self.unit, lower, upper, self.reader, self.parts_allowed,
-                                          edge_ids if lower == at else ()))
+                                          edge_ids if lower == at else (), counted_from=self.counted_from))
         return children

@@ -2,6 +2,10 @@
 
 Same seed, size and anchor give the same account. The anchor is the account's "now": ordinary
 events lie in the year before it, a few are dated after it (sender clock skew).
+
+An event may also be held: it exists but nothing serves it (not /api/events, not the metric
+aggregates) until it is revealed, as Klaviyo's eventually consistent event store shows some events
+days after their datetime.
 """
 import bisect
 import random
@@ -68,6 +72,7 @@ class Account:
     segments: list = field(default_factory=list)
     events: dict = field(default_factory=dict)          # metric id -> [Event] sorted by (timestamp, id)
     keys: dict = field(default_factory=dict)            # metric id -> [(timestamp, id)] for bisect
+    held: dict = field(default_factory=dict)            # event id -> Event not served yet, in the order held
     lock: threading.Lock = field(default_factory=threading.Lock)
     # what /api/events serves as null though the account knows it (see nullify): (type, id) -> names,
     # "*" for the whole attributes member; and resources gone from `included` (deleted since)
@@ -95,16 +100,42 @@ class Account:
 
     def add_event(self, event):
         with self.lock:
-            keys = self.keys.setdefault(event.metric_id, [])
-            events = self.events.setdefault(event.metric_id, [])
-            at = bisect.bisect_right(keys, (event.timestamp, event.id))
-            keys.insert(at, (event.timestamp, event.id))
-            events.insert(at, event)
+            self._insert(event)
             self.changed()
+
+    def _insert(self, event):
+        # the caller holds the lock
+        keys = self.keys.setdefault(event.metric_id, [])
+        events = self.events.setdefault(event.metric_id, [])
+        at = bisect.bisect_right(keys, (event.timestamp, event.id))
+        keys.insert(at, (event.timestamp, event.id))
+        events.insert(at, event)
+
+    def hold(self, event):
+        """Keep an event the API does not serve until reveal() (nothing served changes: no version bump)."""
+        with self.lock:
+            self.held[event.id] = event
+
+    def reveal(self, ids=None):
+        """Serve held events from now on, exactly as if added now; every held one when ids is None.
+        Returns their ids; an id not held raises KeyError and reveals none (the call is all or nothing)."""
+        with self.lock:
+            chosen = list(self.held) if ids is None else list(dict.fromkeys(ids))
+            unknown = [event_id for event_id in chosen if event_id not in self.held]
+            if unknown:
+                raise KeyError(unknown[0])
+            for event_id in chosen:
+                self._insert(self.held.pop(event_id))
+            self.changed()
+            return chosen
 
     def all_events(self):
         with self.lock:
             return [e for events in self.events.values() for e in events]
+
+    def held_events(self):
+        with self.lock:
+            return list(self.held.values())
 
 
 def _properties(rng, name, n):
@@ -226,14 +257,18 @@ def generate(events=3000, seed=1, anchor=None, lists=4, segments=2):
     return account
 
 
-def new_event(account, metric_name, timestamp, integration="Klaviyo", seed=0):
-    """An event added after generation (the tests' "new events since the last sync")."""
+def new_event(account, metric_name, timestamp, integration="Klaviyo", seed=0, held=False):
+    """An event added after generation (the tests' "new events since the last sync"); held: one
+    Klaviyo has not shown yet (see Account.reveal)."""
     rng = random.Random(f"{seed}:{metric_name}:{timestamp}:{account._serial}")
     metric = account.metric_by_name(metric_name, integration)
     profile_id = sorted(account.profiles)[rng.randrange(len(account.profiles))]
     event = Event(int(timestamp), account.next_id(rng), str(uuid.UUID(int=rng.getrandbits(128))), profile_id,
                   metric["id"], {"Subject": "added later", "n": account._serial})
-    account.add_event(event)
+    if held:
+        account.hold(event)
+    else:
+        account.add_event(event)
     return event
 
 

@@ -11,6 +11,10 @@ one, each under its own revisions.
 Everything here is drawn from its own random stream after data.generate() has built the classic
 account, so the classic data stays exactly what it was; classic values are never changed, only
 keys the classic account lacked are added.
+
+Tests change the account through admin calls (admin_post): delete an item with its children,
+touch one (its `updated` moves, its parent's does not, as at Klaviyo), add or remove members, lift
+suppressions. Every change is served at once: the memoized sorted orders are per version.
 """
 import bisect
 import json
@@ -20,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from . import data as sandbox_data
 from . import server as api
@@ -124,8 +128,13 @@ class Entities:
     channel: dict = field(default_factory=dict)         # campaign id -> its messages' channel
     index: dict = field(default_factory=dict)           # type -> id -> resource
     omni: Omnichannel = field(default_factory=Omnichannel)
-    versions: dict = field(default_factory=lambda: {"profiles": 0, "members": 0})
+    # bumped after each admin change: "entities" for campaigns, flows, templates, tags, lists and
+    # segments (their listings' sorted orders are memoized per version), "members", "profiles"
+    versions: dict = field(default_factory=lambda: {"profiles": 0, "members": 0, "entities": 0})
     cache: dict = field(default_factory=dict)
+    # name -> {id: rank}: a collection's own order, fixed the first time it is served, so a cursor
+    # into it stays right after items before it are deleted
+    ranks: dict = field(default_factory=dict)
     cache_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reindex(self):
@@ -751,10 +760,25 @@ def _bad(detail, parameter="filter"):
     return api.ApiFailure(400, "invalid", detail, parameter)
 
 
+def _instant(raw):
+    """A filter's datetime as epoch seconds: any ISO 8601 the spec's date-time allows (fractions,
+    offsets; none means UTC), a float only when it falls between two seconds."""
+    if raw[:1] in "\"'":
+        raise _bad(f"Invalid filter provided: datetimes are not quoted ({raw})")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise _bad(f"Invalid filter provided: {raw!r} is not a datetime") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = moment.timestamp()
+    return int(seconds) if seconds.is_integer() else seconds
+
+
 def _scalar(raw, kind):
     raw = raw.strip()
     if kind == "time":
-        return api._instant(raw)
+        return _instant(raw)
     if kind == "bool":
         if raw not in ("true", "false"):
             raise _bad(f"Invalid filter provided: {raw} is not true or false")
@@ -877,14 +901,20 @@ def _sort_key(value, item_id):
     return (0, 0, item_id) if value is None else (1, value, item_id)
 
 
+def _rank(ranks):
+    # an item first seen later (none is created yet) ranks after every other
+    return lambda item: ranks.setdefault(item["id"], len(ranks))
+
+
 def _ordered(entities, name, items, sort, getter, version):
     """The collection sorted ascending, with its keys; kept until the collection changes."""
     with entities.cache_lock:
         cached = entities.cache.get((name, sort))
         if cached and cached[0] == version:
             return cached[1], cached[2]
-        pairs = sorted(((_sort_key(position if getter is None else getter(item), item["id"]), item)
-                        for position, item in enumerate(items)), key=lambda pair: pair[0])
+        if getter is None:
+            getter = _rank(entities.ranks.setdefault(name, {}))
+        pairs = sorted(((_sort_key(getter(item), item["id"]), item) for item in items), key=lambda pair: pair[0])
         keys, ordered = [k for k, _ in pairs], [i for _, i in pairs]
         entities.cache[(name, sort)] = (version, ordered, keys)
         return ordered, keys
@@ -901,10 +931,14 @@ def _decode_cursor(token):
 
 
 def _bounds(keys, filters, sort):
-    """A range filter on the sorted field narrows the scan (profiles come by the million)."""
+    """A range filter on the sorted field narrows the scan (profiles come by the million). A field
+    holding many values (a profile's suppressions) is sorted by its latest and matched by any: only
+    a lower bound may narrow it, as an earlier value can be under an upper bound the latest is not."""
     lo, hi = 0, len(keys)
-    for name, _, op, wanted in filters:
-        if name != sort or op not in COMPARE or not isinstance(wanted, int):
+    for name, getter, op, wanted in filters:
+        if name != sort or op not in COMPARE or not isinstance(wanted, (int, float)):
+            continue
+        if getattr(getter, "many", False) and op in ("less-than", "less-or-equal"):
             continue
         if op == "greater-than":
             lo = max(lo, bisect.bisect_right(keys, (1, wanted, _LAST_STRING)))
@@ -919,7 +953,10 @@ def _bounds(keys, filters, sort):
 
 def keyset_page(entities, name, items, query, size, sorts, filters, default=None, version=0):
     """One page and the next cursor; the cursor is the last key, so items added or changed meanwhile
-    move in or out of later pages as they would at Klaviyo rather than shifting an offset."""
+    move in or out of later pages as they would at Klaviyo rather than shifting an offset.
+
+    `version` is the collection's version read before `items`: an admin change bumps it after
+    changing the account, so a memo never holds an older collection under a newer version."""
     sort = query.get("sort") or default
     descending = bool(sort) and sort.startswith("-")
     field_name = sort.lstrip("-") if sort else None
@@ -1000,18 +1037,20 @@ def flow_action_attributes(action, revision):
               "created": attributes["created"], "updated": attributes["updated"],
               "settings": {k: v for k, v in data.items() if k not in ("message", "status")},
               "tracking_options": None, "send_options": None}
-    if kind in ("send-email", "send-sms"):
+    # the message's options; none when the action's message was deleted (admin)
+    sends = kind if message else None
+    if sends in ("send-email", "send-sms"):
         legacy["tracking_options"] = {"add_utm": message["add_tracking_params"], "utm_params": [
             {"name": p["param"], "value": p["value"]} for p in message["custom_tracking_params"] or []]}
-        if kind == "send-email":
+        if sends == "send-email":
             legacy["tracking_options"].update({"is_tracking_opens": True, "is_tracking_clicks": True})
-    if kind in ("send-email", "send-sms", "send-mobile-push"):
+    if sends in ("send-email", "send-sms", "send-mobile-push"):
         legacy["send_options"] = {"use_smart_sending": message["smart_sending_enabled"],
                                   "is_transactional": message.get("transactional", False)}
     if revision >= "2025-04-15":
-        legacy["badge_options"] = message.get("badge_options") if kind == "send-mobile-push" else None
+        legacy["badge_options"] = message.get("badge_options") if sends == "send-mobile-push" else None
     legacy["render_options"] = {k: message[k] for k in ("shorten_links", "add_org_prefix", "add_info_link",
-                                                         "add_opt_out_language")} if kind == "send-sms" else None
+                                                         "add_opt_out_language")} if sends == "send-sms" else None
     return legacy
 
 
@@ -1117,6 +1156,7 @@ def campaigns(sandbox, query, revision, base):
     if revision >= OMNICHANNEL:
         return omni_campaigns(sandbox, query, revision, base)
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     spec = dict(CAMPAIGN_FILTERS, **{"messages.channel": (lambda c: entities.channel.get(c["id"]), "str", {"equals"})})
     filters = _unless_archived_asked(_filters(query, spec, "campaigns"), CAMPAIGN_FILTERS["archived"][0])
     channels = [wanted for name, _, _, wanted in filters if name == "messages.channel"]
@@ -1127,7 +1167,8 @@ def campaigns(sandbox, query, revision, base):
         raise _bad(f"Invalid filter provided: messages.channel must be one of {', '.join(CHANNELS)}")
     includes = _includes(query, ("campaign-messages", "tags"))
     size = sandbox._page_size(query, 100, 100)
-    page, token = keyset_page(entities, "campaigns", entities.campaigns, query, size, CAMPAIGN_SORTS, filters)
+    page, token = keyset_page(entities, "campaigns", entities.campaigns, query, size, CAMPAIGN_SORTS, filters,
+                              version=version)
     base_url = sandbox.base_url
     included = _Included()
     for campaign in page:
@@ -1216,12 +1257,13 @@ def _include_related(entities, included, base_url, query, resource, relation, ki
 
 def omni_campaigns(sandbox, query, revision, base):
     entities = _omni(sandbox, revision)
+    version = entities.versions["entities"]
     filters = _unless_archived_asked(_filters(query, OMNI_CAMPAIGN_FILTERS, "campaigns"),
                                      OMNI_CAMPAIGN_FILTERS["archived"][0])
     includes = _includes(query, ("campaign-audiences", "campaign-messages", "tags"))
     size = sandbox._page_size(query, 100, 100)
     page, token = keyset_page(entities, "omni-campaigns", entities.omni.campaigns, query, size, OMNI_CAMPAIGN_SORTS,
-                              filters)
+                              filters, version=version)
     base_url = sandbox.base_url
     included = _Included()
     for campaign in page:
@@ -1236,11 +1278,12 @@ def omni_campaigns(sandbox, query, revision, base):
 def omni_message_list(sandbox, query, revision, base):
     """GET /api/campaign-messages: every message of every campaign, paged."""
     entities = _omni(sandbox, revision)
+    version = entities.versions["entities"]
     filters = _filters(query, OMNI_MESSAGE_FILTERS, "campaign messages")
     includes = _includes(query, ("campaign", "campaign-variations"))
     size = sandbox._page_size(query, 20, 100)
     page, token = keyset_page(entities, "omni-campaign-messages", entities.omni.messages, query, size,
-                              OMNI_MESSAGE_SORTS, filters)
+                              OMNI_MESSAGE_SORTS, filters, version=version)
     base_url = sandbox.base_url
     included = _Included()
     for message in page:
@@ -1276,10 +1319,11 @@ FLOW_SORTS = {"created": _time("created"), "id": _item_id, "name": _attr("name")
 
 def flows(sandbox, query, revision, base):
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     filters = _unless_archived_asked(_filters(query, FLOW_FILTERS, "flows"), FLOW_FILTERS["archived"][0])
     includes = _includes(query, ("flow-actions", "tags"))
     size = sandbox._page_size(query, 50, 50)
-    page, token = keyset_page(entities, "flows", entities.flows, query, size, FLOW_SORTS, filters)
+    page, token = keyset_page(entities, "flows", entities.flows, query, size, FLOW_SORTS, filters, version=version)
     base_url = sandbox.base_url
     included = _Included()
     for flow in page:
@@ -1315,13 +1359,15 @@ ACTION_SORTS = {"action_type": _definition_type, "created": _time("created"), "i
 
 def flow_actions(sandbox, flow_id, query, revision, base):
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     flow = entities.get("flow", flow_id)
     if flow is None:
         raise api.ApiFailure(404, "not_found", f"A flow with id {flow_id} does not exist.")
     filters = _filters(query, ACTION_FILTERS, "flow actions")
     size = sandbox._page_size(query, 50, 50)
     actions = [entities.get("flow-action", ref["id"]) for ref in flow["relationships"]["flow-actions"]["data"]]
-    page, token = keyset_page(entities, f"flow-actions:{flow_id}", actions, query, size, ACTION_SORTS, filters)
+    page, token = keyset_page(entities, f"flow-actions:{flow_id}", actions, query, size, ACTION_SORTS, filters,
+                              version=version)
     fields = _fields(query, "flow-action")
     data = [render(sandbox.base_url, a, flow_action_attributes(a, revision), fields) for a in page]
     return _body(sandbox, base, query, data, token)
@@ -1340,6 +1386,7 @@ MESSAGE_SORTS = {"created": _time("created"), "id": _item_id, "name": _message_n
 
 def flow_messages(sandbox, action_id, query, revision, base):
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     action = entities.get("flow-action", action_id)
     if action is None:
         raise api.ApiFailure(404, "not_found", f"A flow action with id {action_id} does not exist.")
@@ -1348,7 +1395,7 @@ def flow_messages(sandbox, action_id, query, revision, base):
     messages = [entities.get("flow-message", ref["id"]) for ref in action["relationships"]["flow-messages"]["data"]]
     messages = [m for m in messages if _legacy_message_listed(m, revision)]
     page, token = keyset_page(entities, f"flow-messages:{action_id}:{revision >= '2025-10-15'}", messages, query, size,
-                              MESSAGE_SORTS, filters)
+                              MESSAGE_SORTS, filters, version=version)
     data = [render(sandbox.base_url, m, flow_message_attributes(m, revision), _fields(query, "flow-message"))
             for m in page]
     return _body(sandbox, base, query, data, token)
@@ -1363,9 +1410,11 @@ TEMPLATE_SORTS = {"created": _time("created"), "id": _item_id, "name": _attr("na
 
 def templates(sandbox, query, revision, base):
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     filters = _filters(query, TEMPLATE_FILTERS, "templates")
     size = sandbox._page_size(query, 10, 10)
-    page, token = keyset_page(entities, "templates", entities.templates, query, size, TEMPLATE_SORTS, filters)
+    page, token = keyset_page(entities, "templates", entities.templates, query, size, TEMPLATE_SORTS, filters,
+                              version=version)
     with_definition = "definition" in _additional(query, "template")
     data = [render(sandbox.base_url, t, _template_attributes(t, with_definition), _fields(query, "template"))
             for t in page]
@@ -1378,10 +1427,11 @@ TAG_SORTS = {"id": _item_id, "name": _attr("name")}
 
 def tags(sandbox, query, revision, base):
     entities = of(sandbox.account)
+    version = entities.versions["entities"]
     filters = _filters(query, TAG_FILTERS, "tags")
     includes = _includes(query, ("tag-group",))
     size = sandbox._page_size(query, 50, 50)
-    page, token = keyset_page(entities, "tags", entities.tags, query, size, TAG_SORTS, filters)
+    page, token = keyset_page(entities, "tags", entities.tags, query, size, TAG_SORTS, filters, version=version)
     base_url = sandbox.base_url
     included = _Included()
     if "tag-group" in includes:
@@ -1398,13 +1448,17 @@ def _marketing(profile):
 
 
 def _suppressions(key, member):
-    return lambda p: tuple(s[member] if member != "timestamp" else _epoch(s[member])
-                           for s in _marketing(p).get(key) or ())
+    def values(profile):
+        return tuple(s[member] if member != "timestamp" else _epoch(s[member])
+                     for s in _marketing(profile).get(key) or ())
+    values.many = True      # any value may match: see _bounds
+    return values
 
 
 def _latest(key):
     def latest(profile):
-        stamps = _suppressions(key, "timestamp")(profile)
+        # a suppression whose timestamp was nulled (data.nullify) has no place in the order
+        stamps = [stamp for stamp in _suppressions(key, "timestamp")(profile) if stamp is not None]
         return max(stamps) if stamps else None
     return latest
 
@@ -1471,6 +1525,36 @@ def profiles(sandbox, query, revision, base):
     return _body(sandbox, base, query, data, token, included)
 
 
+# --- lists and segments -------------------------------------------------------------------------
+GROUP_FILTERS = {
+    "name": (_attr("name"), "str", {"any", "equals"}), "id": (_item_id, "str", {"any", "equals"}),
+    # the spec allows only greater-than on these two: a change since a time, nothing else
+    "created": (_time("created"), "time", {"greater-than"}), "updated": (_time("updated"), "time", {"greater-than"}),
+}
+SEGMENT_FILTERS = dict(GROUP_FILTERS, is_active=(_attr("is_active"), "bool", {"any", "equals"}),
+                       is_starred=(_attr("is_starred"), "bool", {"equals"}))
+GROUP_SORTS = {"created": _time("created"), "id": _item_id, "name": _attr("name"), "updated": _time("updated")}
+
+
+def groups(sandbox, name, query, revision, base):
+    """GET /api/lists and /api/segments: filtered, sorted and keyset-paged as the spec allows (the
+    account's own order unless sorted); profile_count is never listed."""
+    if "page[size]" in query and revision < "2026-04-15":
+        raise api.ApiFailure(400, "invalid", "page[size] is not a valid parameter for this revision", "page[size]")
+    account = sandbox.account
+    entities = of(account)
+    version = entities.versions["entities"]
+    kind = name[:-1]
+    filters = _filters(query, SEGMENT_FILTERS if kind == "segment" else GROUP_FILTERS, name)
+    size = sandbox._page_size(query, 10, 10)
+    items = account.lists if kind == "list" else account.segments
+    page, token = keyset_page(entities, name, items, query, size, GROUP_SORTS, filters, version=version)
+    fields = _fields(query, kind)
+    data = [{"type": kind, "id": g["id"], "attributes": sparse(
+        {k: v for k, v in g["attributes"].items() if k != "profile_count"}, fields)} for g in page]
+    return _body(sandbox, base, query, data, token)
+
+
 def _member_profile(account, name):
     return lambda member: account.profiles[member["id"]]["attributes"].get(name)
 
@@ -1488,12 +1572,13 @@ def group_profiles(sandbox, kind, group_id, query, revision, base):
             "joined_group_at": (lambda m: m["joined"], "time", COMPARE)}
     filters = _filters(query, spec, f"{kind} profiles")
     size = sandbox._page_size(query, 20, 100)
-    with account.lock:
+    with account.lock:      # the members and their version, of one state
         members = [{"id": pid, "joined": joined}
                    for pid, joined in entities.members[kind].get(group_id, {}).items()]
+        version = entities.versions["members"]
     page, token = keyset_page(entities, f"{kind}-members:{group_id}", members, query, size,
                               {"joined_group_at": lambda m: m["joined"]}, filters, default="joined_group_at",
-                              version=entities.versions["members"])
+                              version=version)
     fields = _fields(query, "profile")
     data = []
     for member in page:
@@ -1523,46 +1608,252 @@ def dump(account):
                             "campaign_audiences": entities.omni.audiences}}
 
 
+class _Refusal(Exception):
+    """An admin call refused: answered (status, {"error": detail})."""
+
+    def __init__(self, status, detail):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
 def _when(payload, key):
     raw = payload.get(key)
-    return int(time.time()) if raw is None else api._parse_z(raw)
+    if raw is None:
+        return int(time.time())
+    try:
+        return api._parse_z(raw)
+    except (TypeError, ValueError):
+        raise _Refusal(400, f"{key} must look like 2024-01-01T00:00:00Z") from None
+
+
+def _group(account, group_id, kind=None):
+    """(kind, group) of a list or segment id (of `kind` when given); 404 when there is none."""
+    for candidate, items in (("list", account.lists), ("segment", account.segments)):
+        if kind in (None, candidate):
+            for group in items:
+                if group["id"] == group_id:
+                    return candidate, group
+    raise _Refusal(404, f"no {kind or 'list or segment'} {group_id}")
+
+
+def _profile_ids(account, payload, key):
+    ids = list(dict.fromkeys(payload.get(key) or []))
+    unknown = [i for i in ids if i not in account.profiles]
+    if unknown:
+        raise _Refusal(404, f"no profile {unknown[0]}")
+    return ids
+
+
+def _touch_profiles(account, entities, payload):
+    at = _when(payload, "updated")
+    ids = _profile_ids(account, payload, "ids")
+    with account.lock:
+        for pid in ids:
+            account.profiles[pid]["attributes"]["updated"] = iso(at)
+        entities.versions["profiles"] += 1
+    return 200, {"ids": ids, "updated": iso(at)}
+
+
+def _add_members(account, entities, payload):
+    kind, group = _group(account, payload.get("group_id"))
+    at = _when(payload, "joined_group_at")
+    ids = [pid for pid in payload.get("profile_ids") or [] if pid in account.profiles]
+    with account.lock:
+        members = entities.members[kind].setdefault(group["id"], {})
+        added = [pid for pid in dict.fromkeys(ids) if pid not in members]
+        for pid in added:
+            members[pid] = at       # a profile already in the group keeps the time it joined
+        group["attributes"]["profile_count"] = len(members)
+        entities.versions["members"] += 1
+    return 200, {"added": added, "joined_group_at": iso(at)}
+
+
+def _remove_members(account, entities, payload):
+    kind, group = _group(account, payload.get("group_id"))
+    ids = _profile_ids(account, payload, "profile_ids")
+    with account.lock:
+        members = entities.members[kind].setdefault(group["id"], {})
+        removed = [pid for pid in ids if pid in members]
+        for pid in removed:
+            del members[pid]
+        group["attributes"]["profile_count"] = len(members)
+        entities.versions["members"] += 1
+    return 200, {"removed": removed}
+
+
+def _lift_suppressions(account, entities, payload):
+    """The profiles' global email suppressions removed. The spec's EmailMarketing: with none left,
+    can_receive_email_marketing is true, and consent stays what the profile gave (SUBSCRIBED, or
+    NEVER_SUBSCRIBED): a suppression never changed it."""
+    at = _when(payload, "updated")
+    ids = _profile_ids(account, payload, "profile_ids")
+    lifted = []
+    with account.lock:
+        for pid in ids:
+            marketing = _marketing(account.profiles[pid])
+            if not marketing.get("suppression"):
+                continue        # nothing to lift: the profile does not change
+            marketing.update({"suppression": [], "can_receive_email_marketing": True, "last_updated": iso(at)})
+            account.profiles[pid]["attributes"]["updated"] = iso(at)
+            lifted.append(pid)
+        entities.versions["profiles"] += 1
+    return 200, {"lifted": lifted, "updated": iso(at)}
+
+
+TOUCHED = {"campaign": "updated_at", "flow": "updated", "flow-action": "updated", "flow-message": "updated",
+           "template": "updated"}
+
+
+def _rename(item, name):
+    # a flow message and an omnichannel campaign keep their name in their definition
+    if "name" in item["attributes"]:
+        item["attributes"]["name"] = name
+    else:
+        item["attributes"]["definition"]["name"] = name
+
+
+def _touch(account, entities, payload):
+    kind, name = payload.get("kind"), payload.get("name")
+    if kind not in TOUCHED:
+        raise _Refusal(400, f"kind must be one of {', '.join(TOUCHED)}")
+    item = entities.get(kind, payload.get("id"))
+    if item is None:
+        raise _Refusal(404, f"no {kind} {payload.get('id')}")
+    if name is not None and kind == "flow-action":
+        raise _Refusal(400, "a flow action has no name")
+    at = _when(payload, "updated")
+    with account.lock:
+        # the item alone: Klaviyo does not move a parent's updated when a child changes
+        for view in (item, entities.omni.get(kind, item["id"])):      # a campaign's 2026-10-15 view too
+            if view is not None:
+                view["attributes"][TOUCHED[kind]] = iso(at)
+                if name is not None:
+                    _rename(view, name)
+        entities.versions["entities"] += 1
+    return 200, {"kind": kind, "id": item["id"], "updated": iso(at), "name": name}
+
+
+# the relationships that hold a resource's children, in either view: deleting it deletes them
+CHILDREN = {"campaign": ("campaign-messages", "campaign-audiences"), "campaign-message": ("campaign-variations",),
+            "flow": ("flow-actions",), "flow-action": ("flow-messages",)}
+DELETABLE = ("list", "segment", "campaign", "flow", "flow-action", "flow-message", "template", "tag")
+
+
+def _descendants(entities, kind, item_id, gone):
+    gone.setdefault(kind, set()).add(item_id)
+    for view in (entities, entities.omni):
+        relationships = (view.get(kind, item_id) or {}).get("relationships") or {}
+        for relation in CHILDREN.get(kind, ()):
+            for ref in (relationships.get(relation) or {}).get("data") or ():
+                _descendants(entities, ref["type"], ref["id"], gone)
+
+
+def _unlink(resource, gone):
+    """The resource's relationships without what is gone."""
+    for relation in (resource.get("relationships") or {}).values():
+        data = (relation or {}).get("data")
+        if isinstance(data, list):
+            kept = [ref for ref in data if ref["id"] not in gone.get(ref["type"], ())]
+            if len(kept) != len(data):
+                relation["data"] = kept
+        elif data is not None and data["id"] in gone.get(data["type"], ()):
+            relation["data"] = None
+
+
+def _relink(entities, gone):
+    """What names a deleted action or message outside relationships: a link to a deleted action
+    leads where that action led (as the flow builder reconnects a removed step), and a send action
+    whose message is deleted embeds none. Runs before the index forgets the deleted actions."""
+    actions, messages = gone.get("flow-action", set()), gone.get("flow-message", set())
+
+    def onward(action_id):
+        while action_id in actions:
+            links = (entities.get("flow-action", action_id)["attributes"]["definition"] or {}).get("links") or {}
+            action_id = links.get("next", links.get("next_if_true"))
+        return action_id
+
+    for action in entities.flow_actions:
+        definition = action["attributes"]["definition"] or {}
+        links = definition.get("links") or {}
+        for key, target in links.items():
+            if target in actions:
+                links[key] = onward(target)
+        data = definition.get("data") or {}
+        if (data.get("message") or {}).get("id") in messages:
+            data["message"] = None
+
+
+def _forget_templates(entities, gone):
+    """A deleted template's id leaves the flow messages (and so their actions, which embed the same
+    definition) and the omnichannel variations that named it."""
+    templates = gone.get("template", set())
+    details = [m["attributes"]["definition"] for m in entities.flow_messages] + \
+        [v["attributes"]["definition"]["details"] for v in entities.omni.variations]
+    for detail in details:
+        if (detail or {}).get("template_id") in templates:
+            detail["template_id"] = None
+
+
+def _prune(account, entities, gone):
+    """What is gone, out of every collection and every relationship. Collections are replaced, not
+    changed in place, so a request iterating one meanwhile sees it whole."""
+    def kept(items):
+        return [item for item in items if item["id"] not in gone.get(item["type"], ())]
+
+    omni = entities.omni
+    for owner, names in ((entities, ("campaigns", "campaign_messages", "flows", "flow_actions", "flow_messages",
+                                     "templates", "tags")),
+                         (omni, ("campaigns", "messages", "variations", "audiences")),
+                         (account, ("lists", "segments"))):
+        for name in names:
+            setattr(owner, name, kept(getattr(owner, name)))
+    campaigns = gone.get("campaign", ())
+    entities.channel = {cid: channel for cid, channel in entities.channel.items() if cid not in campaigns}
+    for kind in ("list", "segment"):
+        entities.members[kind] = {gid: members for gid, members in entities.members[kind].items()
+                                  if gid not in gone.get(kind, ())}
+    for items in (entities.campaigns, entities.campaign_messages, entities.flows, entities.flow_actions,
+                  entities.flow_messages, entities.tags, entities.tag_groups, omni.campaigns, omni.messages,
+                  omni.variations, omni.audiences):
+        for resource in items:
+            _unlink(resource, gone)
+
+
+def _delete(account, entities, payload):
+    kind, item_id = payload.get("kind"), payload.get("id")
+    if kind not in DELETABLE:
+        raise _Refusal(400, f"kind must be one of {', '.join(DELETABLE)}")
+    with account.lock:
+        gone = {}
+        if kind in ("list", "segment"):
+            _group(account, item_id, kind)
+            gone[kind] = {item_id}
+        elif entities.get(kind, item_id) is None:
+            raise _Refusal(404, f"no {kind} {item_id}")
+        else:
+            _descendants(entities, kind, item_id, gone)
+        _relink(entities, gone)
+        _forget_templates(entities, gone)
+        _prune(account, entities, gone)
+        entities.reindex()
+        entities.versions["entities"] += 1
+        entities.versions["members"] += 1
+    return 200, {"kind": kind, "id": item_id, "deleted": {k: sorted(ids) for k, ids in sorted(gone.items())}}
+
+
+ADMIN = {"/__sandbox/profiles/touch": _touch_profiles, "/__sandbox/members/add": _add_members,
+         "/__sandbox/members/remove": _remove_members, "/__sandbox/suppression/lift": _lift_suppressions,
+         "/__sandbox/touch": _touch, "/__sandbox/delete": _delete}
 
 
 def admin_post(account, path, payload):
     """(status, body) for the entities' admin calls, None for a path that is not one of them."""
-    entities = of(account)
-    if path == "/__sandbox/profiles/touch":
-        try:
-            at = _when(payload, "updated")
-        except ValueError:
-            return 400, {"error": "updated must look like 2024-01-01T00:00:00Z"}
-        ids = list(payload.get("ids") or [])
-        unknown = [i for i in ids if i not in account.profiles]
-        if unknown:
-            return 404, {"error": f"no profile {unknown[0]}"}
-        with account.lock:
-            for pid in ids:
-                account.profiles[pid]["attributes"]["updated"] = iso(at)
-            entities.versions["profiles"] += 1
-        return 200, {"ids": ids, "updated": iso(at)}
-    if path == "/__sandbox/members/add":
-        group_id = payload.get("group_id")
-        kind = "list" if any(g["id"] == group_id for g in account.lists) else \
-            "segment" if any(g["id"] == group_id for g in account.segments) else None
-        if kind is None:
-            return 404, {"error": f"no list or segment {group_id}"}
-        try:
-            at = _when(payload, "joined_group_at")
-        except ValueError:
-            return 400, {"error": "joined_group_at must look like 2024-01-01T00:00:00Z"}
-        ids = [pid for pid in payload.get("profile_ids") or [] if pid in account.profiles]
-        with account.lock:
-            members = entities.members[kind].setdefault(group_id, {})
-            added = [pid for pid in ids if pid not in members]
-            for pid in added:
-                members[pid] = at       # a profile already in the group keeps the time it joined
-            group, = [g for g in account.lists + account.segments if g["id"] == group_id]
-            group["attributes"]["profile_count"] = len(members)
-            entities.versions["members"] += 1
-        return 200, {"added": added, "joined_group_at": iso(at)}
-    return None
+    call = ADMIN.get(path)
+    if call is None:
+        return None
+    if not isinstance(payload, dict):
+        return 400, {"error": "the body must be a JSON object"}
+    try:
+        return call(account, of(account), payload)
+    except _Refusal as refusal:
+        return refusal.status, {"error": refusal.detail}

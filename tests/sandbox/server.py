@@ -1,9 +1,12 @@
 """The sandbox HTTP server: Klaviyo's endpoints, their checks, limits and faults.
 
-Endpoints: /api/metrics, /api/events, /api/lists[/id], /api/segments[/id], /api/profiles here;
-campaigns, flows, templates, tags and list/segment members in entities.py.
-Admin (tests only): GET /__sandbox/dump, GET /__sandbox/stats, POST /__sandbox/events,
-POST /__sandbox/profiles/touch and /__sandbox/members/add (entities.py).
+Endpoints: /api/metrics, /api/events, /api/lists[/id], /api/segments[/id], /api/profiles and
+POST /api/metric-aggregates here; campaigns, flows, templates, tags and list/segment members in
+entities.py; the report endpoints in reports.py.
+Admin (tests only): GET /__sandbox/dump, GET /__sandbox/stats, POST /__sandbox/stats/reset,
+POST /__sandbox/events (an item with "held": true is held back: served nowhere until revealed),
+POST /__sandbox/events/reveal; in entities.py POST /__sandbox/profiles/touch, /__sandbox/members/add,
+/__sandbox/members/remove, /__sandbox/suppression/lift, /__sandbox/touch and /__sandbox/delete.
 """
 import base64
 import bisect
@@ -17,6 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, time as clock_time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -40,6 +44,7 @@ ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "seg
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
+AGGREGATES = "/api/metric-aggregates"
 FAULT_KINDS = ("500", "502html", "503", "504", "524", "reset", "truncated", "slow", "429", "200array")
 # maybe_fault also knows "400" (a JSON:API `invalid` error), "404" and "stall" (a 200 whose body never completes:
 # half of it is sent, then nothing, the connection held open), drawn only when Options.fault_kinds names them
@@ -178,6 +183,49 @@ def _sparse(attributes, fields):
     return {name: attributes[name] for name in fields if name in attributes}
 
 
+def _dumped(event):
+    return {"id": event.id, "timestamp": event.timestamp, "uuid": event.uuid, "profile_id": event.profile_id,
+            "metric_id": event.metric_id, "event_properties": event.properties}
+
+
+def aggregate_buckets(interval, zone, lower, upper):
+    """The start (aware, in zone) of each bucket from the one holding lower to the one holding the
+    last instant before upper: clock hours, or days, ISO weeks (from Monday) and months from the
+    zone's midnight."""
+    if interval == "hour":
+        # stepped in absolute time: a clock hour lived twice when clocks go back is two buckets
+        first = int(lower.astimezone(zone).replace(minute=0, second=0, microsecond=0).timestamp())
+        return [datetime.fromtimestamp(at, zone) for at in range(first, math.ceil(upper.timestamp()), 3600)]
+    day = lower.astimezone(zone).date()
+    if interval == "week":
+        day -= timedelta(days=day.weekday())
+    elif interval == "month":
+        day = day.replace(day=1)
+    starts = []
+    while (start := _midnight(day, zone)) < upper:
+        starts.append(start)
+        if interval == "month":
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            day += timedelta(days=7 if interval == "week" else 1)
+    return starts
+
+
+def _midnight(day, zone):
+    # through a timestamp: where clocks skip midnight the day starts at the first instant that exists
+    return datetime.fromtimestamp(datetime.combine(day, clock_time(), zone).timestamp(), zone)
+
+
+def _measure(name, events, start, stop):
+    """One measurement of events[start:stop], a float as Klaviyo sends them."""
+    if name == "count":
+        return float(stop - start)
+    if name == "unique":
+        return float(len({e.profile_id for e in events[start:stop]} - {None}))
+    values = ((e.properties or {}).get("$value") for e in events[start:stop])
+    return float(sum(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)))
+
+
 class Sandbox:
     def __init__(self, account, options=None):
         self.account = account
@@ -292,6 +340,12 @@ class Sandbox:
             return entities.profiles_route(self, query)
         return entities.route(self, parts, query)
 
+    def route_post(self, path, payload):
+        """(family, tier, scope, endpoint) of a POST answered as the GETs are (the reports: reports.py)."""
+        if path == AGGREGATES:
+            return "metric_aggregates", "S", "metrics:read", lambda q, r, b: self.metric_aggregates(payload, q, r, b)
+        raise ApiFailure(404, "not_found", f"No endpoint at {path}")
+
     def _page_size(self, query, default, maximum):
         raw = query.get("page[size]")
         if raw is None:
@@ -402,18 +456,8 @@ class Sandbox:
         return fragments.page(data, self._links(base, query, token), included if includes else None)
 
     def groups(self, name, query, revision, base):
-        kind = name[:-1]
-        if "page[size]" in query and revision < "2026-04-15":
-            raise ApiFailure(400, "invalid", "page[size] is not a valid parameter for this revision", "page[size]")
-        size = self._page_size(query, 10, 10)
-        fields = query[f"fields[{kind}]"].split(",") if f"fields[{kind}]" in query else None
-        items = self.account.lists if kind == "list" else self.account.segments
-        offset = int(_uncursor(query["page[cursor]"])) if "page[cursor]" in query else 0
-        page = items[offset:offset + size]
-        token = _cursor(str(offset + size)) if offset + size < len(items) else None
-        return {"data": [{"type": kind, "id": g["id"], "attributes": _sparse(
-            {k: v for k, v in g["attributes"].items() if k != "profile_count"}, fields)} for g in page],
-            "links": self._links(base, query, token)}
+        # filters, sorts and keyset paging per the spec: see entities.groups
+        return entities.groups(self, name, query, revision, base)
 
     def group(self, name, group_id, query):
         kind = name[:-1]
@@ -431,6 +475,40 @@ class Sandbox:
         # filters on updated/created, sorts, predictive_analytics: see entities.profiles
         return entities.profiles(self, query, revision, base)
 
+    def metric_aggregates(self, payload, query, revision, base):
+        """One metric's visible events counted per bucket of the query's interval, in its timezone,
+        over its [lower, upper) (spec.py has checked the body and fills in the spec's defaults)."""
+        attributes = payload["data"]["attributes"]
+        # the spec allows these; the sandbox does not compute them, and refuses rather than answer
+        # what Klaviyo would answer differently
+        if attributes.get("by"):
+            raise ApiFailure(400, "invalid", "The sandbox does not serve dimensions ('by'): it answers one row "
+                             "per query, over the whole metric.", pointer="/data/attributes/by")
+        if attributes.get("return_fields"):
+            raise ApiFailure(400, "invalid", "The sandbox does not serve return_fields.",
+                             pointer="/data/attributes/return_fields")
+        if attributes.get("page_cursor") is not None:
+            raise ApiFailure(400, "invalid", "Invalid page_cursor: the sandbox's answers are one page and name no "
+                             "next one.", pointer="/data/attributes/page_cursor")
+        asked = spec.metric_aggregate(AGGREGATES, payload, revision)
+        if not any(m["id"] == asked.metric_id for m in self.account.metrics):
+            raise ApiFailure(404, "not_found", f"Metric {asked.metric_id} does not exist.",
+                             pointer="/data/attributes/metric_id")
+        starts = aggregate_buckets(asked.interval, asked.zone, asked.lower, asked.upper)
+        bounds = [asked.lower.timestamp(), *(start.timestamp() for start in starts[1:]), asked.upper.timestamp()]
+        with self.account.lock:
+            keys = self.account.keys.get(asked.metric_id, [])
+            events = self.account.events.get(asked.metric_id, [])
+            at = [bisect.bisect_left(keys, (bound, "")) for bound in bounds]
+            values = {name: [_measure(name, events, start, stop) for start, stop in zip(at, at[1:])]
+                      for name in asked.measurements}
+        fields = query["fields[metric-aggregate]"].split(",") if "fields[metric-aggregate]" in query else None
+        attributes = _sparse({"dates": [start.isoformat() for start in starts],
+                              "data": [{"dimensions": [], "measurements": values}]}, fields)
+        return {"data": {"type": "metric-aggregate", "id": str(uuid.uuid4()), "attributes": attributes,
+                         "links": {"self": base}},
+                "links": self._links(base, query, None)}
+
     # --- admin --------------------------------------------------------------------------------
     def dump(self):
         account = self.account
@@ -440,8 +518,8 @@ class Sandbox:
             "profiles": list(account.profiles.values()),
             "lists": account.lists,
             "segments": account.segments,
-            "events": [{"id": e.id, "timestamp": e.timestamp, "uuid": e.uuid, "profile_id": e.profile_id,
-                        "metric_id": e.metric_id, "event_properties": e.properties} for e in account.all_events()],
+            "events": [_dumped(e) for e in account.all_events()],
+            "held_events": [_dumped(e) for e in account.held_events()],
             **entities.dump(account),
         }
 
@@ -491,18 +569,25 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path.startswith("/__sandbox/"):
             return self.admin_get(parts.path)
+        self.serve_api("GET", parts)
+
+    def serve_api(self, method, parts, payload=None):
+        """Answer a GET, or a POST routed by Sandbox.route_post: checks, stats, faults, limits, latency."""
         sandbox = self.sandbox
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        family = "unknown"
+        # a POST's faults are drawn per body: the tap posts many different queries to one URL
+        target = self.path if payload is None else \
+            f"{self.path}#{hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]}"
         try:
-            family, tier, scope, endpoint = sandbox.route(parts.path, query)
+            family, tier, scope, endpoint = (sandbox.route(parts.path, query) if method == "GET"
+                                             else sandbox.route_post(parts.path, payload))
             revision = sandbox.authenticate(self.headers, scope)
-            sandbox.check_spec("GET", parts.path, query, self.headers)
+            sandbox.check_spec(method, parts.path, query, self.headers, payload)
             sandbox.count("requests", family)
-            fault = sandbox.maybe_fault(self, family, self.path)
+            fault = sandbox.maybe_fault(self, family, target)
             if fault is True:
                 return
-            rate_headers = sandbox.rates.take(family, spec.rate_limit("GET", parts.path, query, revision) or tier)
+            rate_headers = sandbox.rates.take(family, spec.rate_limit(method, parts.path, query, revision) or tier)
             if sandbox.options.latency:
                 time.sleep(sandbox.options.latency)
             body = _dumps(endpoint(query, revision, sandbox.base_url + parts.path))
@@ -533,6 +618,8 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         payload = json.loads(self.rfile.read(length) or b"{}")
+        if parts.path == AGGREGATES:
+            return self.serve_api("POST", parts, payload)
         if parts.path.startswith("/api/"):
             try:
                 self.sandbox.check_spec("POST", parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)),
@@ -543,9 +630,15 @@ class Handler(BaseHTTPRequestHandler):
             return reports.answer(self, parts.path, dict(parse_qsl(parts.query, keep_blank_values=True)), payload)
         if parts.path == "/__sandbox/events":
             created = [sandbox_data.new_event(self.sandbox.account, item["metric_name"], item["timestamp"],
-                                              item.get("integration", "Klaviyo"))
+                                              item.get("integration", "Klaviyo"), held=item.get("held", False))
                        for item in payload.get("events", [])]
             return self.send_raw(200, orjson.dumps({"ids": [e.id for e in created]}), "application/json")
+        if parts.path == "/__sandbox/events/reveal":
+            try:
+                revealed = self.sandbox.account.reveal(payload.get("ids"))
+            except KeyError as error:
+                return self.send_raw(404, orjson.dumps({"error": f"no held event {error.args[0]}"}), "application/json")
+            return self.send_raw(200, orjson.dumps({"revealed": revealed}), "application/json")
         if parts.path == "/__sandbox/stats/reset":
             with self.sandbox.stats_lock:
                 self.sandbox.stats.update({"requests": 0, "throttled": 0, "faults": 0, "by_family": {}})

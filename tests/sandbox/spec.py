@@ -4,13 +4,15 @@ tap_klaviyo/spec_rules.json (written by scripts/extract_spec_rules.py from klavi
 reads its page sizes, rate limits and scopes from it too) holds, per
 operation and revision range, the query parameters, their enums and bounds, filter fields and
 operators, what each filter value must look like (where the spec says: 2026-04-15 on), required
-filters, rate limits, scopes and report-body rules. check_request() answers a request the real
-API would refuse with the 400 Klaviyo gives: a JSON:API error naming the parameter (or, for a
-body, pointing at the attribute).
+filters, rate limits, scopes and the report and metric-aggregate body rules. check_request()
+answers a request the real API would refuse with the 400 Klaviyo gives: a JSON:API error naming the
+parameter (or, for a body, pointing at the attribute).
 """
 import functools
 import json
 import re
+import zoneinfo
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from . import server  # circular on purpose: the server calls in here, errors ar
 
 RULES_FILE = Path(__file__).resolve().parent.parent.parent / "tap_klaviyo" / "spec_rules.json"
 BOOLEAN_OPERATORS = ("and", "or", "not")
+METRIC_AGGREGATE = "metric-aggregate"
 
 # Shortest and longest span (days) of each named report timeframe: a key is refused for an
 # interval only when even its shortest span is over the interval's limit ("this_month" on the
@@ -341,28 +344,37 @@ def _check_literal(raw, field, value):
             _refuse_filter(f"{raw} is not a valid value for the field '{field}'.")
 
 
-# --- report bodies -----------------------------------------------------------------------------
+# --- request bodies ----------------------------------------------------------------------------
 
 def _refuse(detail, pointer):
     raise server.ApiFailure(400, "invalid", detail, pointer=pointer)
 
 
 def _check_body(body, rules):
-    report = rules["type"]
+    kind = rules["type"]
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         _refuse("The request body must be a JSON:API document with a 'data' object.", "/data")
-    if data.get("type") != report:
-        _refuse(f"'{data.get('type')}' is not a valid type; expected '{report}'.", "/data/type")
+    if data.get("type") != kind:
+        _refuse(f"'{data.get('type')}' is not a valid type; expected '{kind}'.", "/data/type")
     attributes = data.get("attributes")
     if not isinstance(attributes, dict):
         _refuse("'attributes' is a required field.", "/data/attributes")
     for name in attributes:
         if name not in rules["attributes"]:
-            _refuse(f"'{name}' is not a valid field for the resource '{report}'.", f"/data/attributes/{name}")
+            _refuse(f"'{name}' is not a valid field for the resource '{kind}'.", f"/data/attributes/{name}")
     for name in rules["required"]:
         if attributes.get(name) in (None, "", []):
             _refuse(f"'{name}' is a required field.", f"/data/attributes/{name}")
+    if kind == METRIC_AGGREGATE:
+        _aggregate_query(attributes, rules)
+    else:
+        _check_report_body(attributes, rules)
+
+
+# --- report bodies -----------------------------------------------------------------------------
+
+def _check_report_body(attributes, rules):
     statistics = attributes["statistics"]
     if not isinstance(statistics, list):
         _refuse("'statistics' must be a list.", "/data/attributes/statistics")
@@ -470,3 +482,117 @@ def _literal_values(raw):
     except ValueError:
         return [raw]
     return value if isinstance(value, list) else [value]
+
+
+# --- metric-aggregate bodies -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """What a metric-aggregate body asks for, the spec's defaults filled in: [lower, upper) are
+    aware datetimes, buckets of `interval` are counted in `zone`."""
+    metric_id: str
+    measurements: tuple
+    interval: str
+    zone: zoneinfo.ZoneInfo
+    lower: datetime
+    upper: datetime
+
+
+def metric_aggregate(path, body, revision):
+    """The query of a metric-aggregate body check_request has accepted."""
+    return _aggregate_query(body["data"]["attributes"], rules_for("POST", path, revision)["body"])
+
+
+_TYPES = {"string": str, "integer": int, "array of string": list}
+
+
+def _aggregate_query(attributes, rules):
+    """Refuse what the spec refuses in a metric-aggregate body; the query it asks for otherwise."""
+    for name, value in attributes.items():
+        _check_attribute_type(name, value, rules)
+    chosen = dict(rules["defaults"])
+    chosen.update((name, value) for name, value in attributes.items() if value is not None)
+    for name in ("measurements", "by"):
+        for item in chosen.get(name, ()):
+            if item not in rules[name]:
+                _refuse(f"'{item}' is not a valid value for '{name}'; use one of {', '.join(rules[name])}.",
+                        f"/data/attributes/{name}")
+    for name in ("interval", "sort"):
+        if name in chosen and chosen[name] not in rules[name]:
+            _refuse(f"'{chosen[name]}' is not a valid {name}.", f"/data/attributes/{name}")
+    zone = _zone(chosen["timezone"], rules)
+    lower, upper = _time_range(chosen["filter"], rules["time_range"], zone)
+    return AggregateQuery(chosen["metric_id"], tuple(dict.fromkeys(chosen["measurements"])), chosen["interval"],
+                          zone, lower, upper)
+
+
+def _check_attribute_type(name, value, rules):
+    pointer = f"/data/attributes/{name}"
+    if value is None:
+        if name not in rules["nullable"]:
+            _refuse(f"'{name}' may not be null.", pointer)
+        return
+    kind = rules["types"][name]
+    # bool is an int to Python, never to JSON
+    if not isinstance(value, _TYPES[kind]) or isinstance(value, bool):
+        _refuse(f"'{name}' must be {'an' if kind[0] in 'ai' else 'a'} {kind}.", pointer)
+    if kind == "array of string" and not all(isinstance(item, str) for item in value):
+        _refuse(f"'{name}' must be an array of string.", pointer)
+
+
+@functools.cache
+def _timezones():
+    return frozenset(zoneinfo.available_timezones())
+
+
+def _zone(name, rules):
+    pointer = "/data/attributes/timezone"
+    if name in rules["timezone_unsupported"]:
+        _refuse(f"'{name}' is not a supported timezone (the spec's exceptions: "
+                f"{', '.join(rules['timezone_unsupported'])}).", pointer)
+    # the spec: "validated against a list of common timezones from the IANA Time Zone Database",
+    # case-sensitive, as the set is
+    if name not in _timezones():
+        _refuse(f"'{name}' is not a valid timezone; use an IANA name such as 'America/New_York'.", pointer)
+    return zoneinfo.ZoneInfo(name)
+
+
+def _time_range(filters, time_range, zone):
+    """[lower, upper) from the filter list: exactly the spec's two bounds on its datetime field, each
+    an unquoted ISO 8601 datetime (one without an offset is in the query's timezone)."""
+    pointer = "/data/attributes/filter"
+    field, wanted = time_range["field"], (time_range["lower"], time_range["upper"])
+    bounds = {}
+    for item in filters:
+        try:
+            calls = parse_filter(item)
+        except _FilterSyntax as error:
+            _refuse(f"Invalid filter provided: {error}.", pointer)
+        for operator, name, raw in calls:
+            if name != field:
+                _refuse(f"Invalid filter provided: the sandbox does not evaluate filters on '{name}'; it evaluates "
+                        f"only the time range on '{field}'.", pointer)
+            if operator not in wanted:
+                _refuse(f"Invalid filter provided: operator '{operator}' is not allowed for the field '{field}' "
+                        f"(the time range is one {' and one '.join(wanted)} filter).", pointer)
+            if operator in bounds:
+                _refuse(f"Invalid filter provided: more than one {operator} filter on '{field}'.", pointer)
+            bounds[operator] = _bound(raw, field, zone, pointer)
+    missing = [operator for operator in wanted if operator not in bounds]
+    if missing:
+        _refuse(f"The filter must include a time range: a {' and a '.join(wanted)} filter on '{field}' "
+                f"(missing: {', '.join(missing)}).", pointer)
+    lower, upper = (bounds[operator] for operator in wanted)
+    if lower >= upper:
+        _refuse(f"Invalid filter provided: the {wanted[0]} bound must be before the {wanted[1]} bound.", pointer)
+    return lower, upper
+
+
+def _bound(raw, field, zone, pointer):
+    if raw is None or raw[:1] in "\"'[":
+        _refuse(f"Invalid filter provided: '{field}' takes an unquoted ISO 8601 datetime, not {raw}.", pointer)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        _refuse(f"Invalid filter provided: {raw!r} is not an ISO 8601 datetime.", pointer)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
