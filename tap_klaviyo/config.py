@@ -37,7 +37,7 @@ SETTINGS = (
     Setting("request_timeout", "number", 300, "Seconds to wait for one HTTP response", minimum=1),
     Setting("lookback_minutes", "integer", 0, "Minutes re-read before each bookmark by every incremental "
             "stream, every run", minimum=0),
-    Setting("late_event_days", "integer", 20, "Event streams: UTC days before the bookmark in which events "
+    Setting("late_event_days", "integer", 20, "Event streams: UTC days before the run's in which events "
             "Klaviyo shows late are caught; each run compares Klaviyo's per-day counts of each metric (one "
             "request per metric) with the stream's and re-reads only the days that differ (0: off)",
             minimum=0, maximum=365),

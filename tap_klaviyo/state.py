@@ -136,7 +136,8 @@ class Mark(msgspec.Struct):
                                     # its progress for the rest of the run
     unread: bool = False            # the stream has nothing to read this run
     counted: dict | None = None     # (metric id, UTC day) -> rows the page wrote, to add to the day's count
-    recount: tuple | None = None    # (metric id, [UTC days]) whose counts start again: re-read this run
+    recount: tuple | None = None    # (metric id, [UTC days]) whose counts start again: re-read this run, and
+                                    # maybe Klaviyo's counts {UTC day: count} of the days compared
 
 
 class Watermark:
@@ -176,6 +177,8 @@ class Watermark:
             if spans is None:
                 marks.append(self.begin)
                 continue
+            if spans and spans[-1].upper <= self.begin:
+                continue    # days before the bookmark read again (late events): they never hold it back
             index = self._first_open[unit]
             while index < len(spans) and spans[index].done and not spans[index].stopped:
                 index += 1
@@ -225,12 +228,20 @@ class StreamState:
         self.watermark = Watermark(begin, end)
         return self.watermark
 
-    def counts(self, first):
+    def counts(self, first, begin):
         """The stream keeps per-day counts of what it writes (see daycounts) for the days from the
-        one holding first; returns those the state holds."""
+        one holding first, on from begin (where it reads on); returns those the state holds. Counts
+        that run past begin (a bookmark moved back by hand, or counts kept without one) lose the days
+        from begin's on, which this run counts again."""
         bookmark = (self._state.get("bookmarks") or {}).get(self.name)
-        self.tally = daycounts.Tally(daycounts.loaded(bookmark, self.name), first,
-                                     isinstance(bookmark, dict) and "counts" in bookmark)
+        ours, seen = daycounts.loaded(bookmark, self.name), daycounts.loaded(bookmark, self.name, "klaviyo_counts")
+        try:
+            counted_to = timeutil.parse_instant((bookmark or {}).get("counted_to"))
+        except ValueError:
+            counted_to = None
+        if counted_to is None or counted_to > begin:
+            ours, seen = daycounts.up_to(ours, daycounts.day_of(begin)), daycounts.up_to(seen, daycounts.day_of(begin))
+        self.tally = daycounts.Tally(ours, seen, first, isinstance(bookmark, dict) and "counts" in bookmark)
         return self.tally.before
 
     def apply(self, task, mark, spans):
@@ -286,4 +297,10 @@ class StreamState:
             set_since(self._state, self.name, value)
         if final and self.tally is not None and value == watermark.end:
             # only a run that read all it set out to has counts that match its bookmark
-            self._state["bookmarks"][self.name]["counts"] = self.tally.result()
+            bookmark = self._state["bookmarks"][self.name]
+            bookmark["counts"], klaviyo = self.tally.result()
+            bookmark["counted_to"] = timeutil.to_bookmark(value)
+            if klaviyo:
+                bookmark["klaviyo_counts"] = klaviyo
+            else:
+                bookmark.pop("klaviyo_counts", None)

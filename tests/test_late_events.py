@@ -4,9 +4,12 @@ the default config, at the cost of one count request per metric when nothing is 
 The sandbox holds events back and reveals them later, as Klaviyo's eventually consistent store
 does; POST /api/metric-aggregates counts only the events it shows.
 """
+import json
+import signal
+import subprocess
 import time
 
-from tests.conftest import catalog_selecting, log_lines, run_killed, run_tap
+from tests.conftest import ROOT, catalog_selecting, log_lines, run_tap, tap_command, write_json
 
 STREAMS = ("receive", "open", "events")
 DAY = 86400
@@ -123,26 +126,77 @@ def test_late_events_days_older_than_the_bookmark_are_loaded_within_the_window(m
     assert late["receive"] not in _ids(second, "open")
 
 
+def _killed_once_moved(tmp_path, config, catalog, state, stream):
+    """Runs the tap, SIGKILLed at its first STATE that has moved the stream's bookmark: the run's
+    STATE then carries the counts of the run before, next to a later bookmark. Its messages."""
+    command = tap_command() + ["--config", write_json(tmp_path, "moved-config.json", config),
+                               "--catalog", write_json(tmp_path, "moved-catalog.json", catalog),
+                               "--state", write_json(tmp_path, "moved-state.json", state)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    messages = []
+    for line in process.stdout:
+        messages.append(json.loads(line))
+        mark = messages[-1].get("value", {}).get("bookmarks", {}).get(stream, {}) if messages[-1]["type"] == "STATE" else {}
+        if mark.get("since", "") > state["bookmarks"][stream]["since"]:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait()
+    return messages
+
+
 def test_a_kill_between_the_runs_loses_no_late_event(make_sandbox, tmp_path):
-    sandbox = make_sandbox(events=800, latency=0.3)
+    sandbox = make_sandbox(events=800, latency=0.2)
     _busy(sandbox)
-    catalog = catalog_selecting(*STREAMS)
+    catalog = catalog_selecting("receive")
+    config = sandbox.config(concurrency=2, revision=SMALL_PAGES)
     now = int(time.time())
     late = [_held(sandbox, "Received Email", now - days * DAY - 600) for days in (1, 4, 9)]
-    config = sandbox.config(concurrency=2, revision=SMALL_PAGES)
     first = run_tap(tmp_path, config, catalog=catalog)
+    # new events to read on from the bookmark, so that the next run's bookmark moves before it ends
+    new = set(sandbox.post("/__sandbox/events", {"events": [
+        {"metric_name": "Received Email", "timestamp": now - 1800 + n} for n in range(1500)]})["ids"])
+    time.sleep(1.1)
+    killed = _killed_once_moved(tmp_path, config, catalog, first.last_state, "receive")
+    killed_state = [m["value"] for m in killed if m["type"] == "STATE"][-1]
+    assert killed_state["bookmarks"]["receive"]["since"] > first.last_state["bookmarks"]["receive"]["since"], \
+        "the run ended before its bookmark moved; nothing was tested"
+    # what a kill leaves: a later bookmark beside the counts of the run before
+    assert killed_state["bookmarks"]["receive"]["counts"] == first.last_state["bookmarks"]["receive"]["counts"]
     _reveal(sandbox, *late)
-    fresh = sandbox.post("/__sandbox/events", {"events": [
-        {"metric_name": "Received Email", "timestamp": int(time.time()) - 30} for _ in range(3)]})["ids"]
-    killed = run_killed(tmp_path, config, catalog, 1.5, state=first.last_state)
-    killed_states = [m["value"] for m in killed if m["type"] == "STATE"]
-    killed_ids = {m["record"]["id"] for m in killed if m["type"] == "RECORD"}
-    assert not set(late) <= killed_ids, "the kill came after the late events were read; nothing was tested"
-    resumed = run_tap(tmp_path, config, catalog=catalog, state=killed_states[-1] if killed_states else first.last_state)
-    for stream in ("receive", "events"):
-        assert set(late) | set(fresh) <= killed_ids | _ids(resumed, stream)
-    assert set(late) <= _ids(resumed, "receive") | {m["record"]["id"] for m in killed
-                                                    if m["type"] == "RECORD" and m["stream"] == "receive"}
+    resumed = run_tap(tmp_path, config, catalog=catalog, state=killed_state)
+    assert set(late) <= _ids(resumed, "receive")
+    written = {m["record"]["id"] for m in killed if m["type"] == "RECORD"}
+    assert new <= written | _ids(resumed, "receive")
+
+
+def test_a_metric_the_catalog_does_not_note_is_checked_too(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=800)
+    _busy(sandbox)
+    config = sandbox.config(revision=SMALL_PAGES)
+    catalog = json.loads(run_tap(tmp_path, config, "--discover").stdout)
+    for entry in catalog["streams"]:
+        root = next(item["metadata"] for item in entry["metadata"] if item["breadcrumb"] == [])
+        root["selected"] = entry["tap_stream_id"] == "receive"
+        if entry["tap_stream_id"] == "receive":
+            root["tap-klaviyo.metrics"] = {}     # noted before the metric existed
+    late = _held(sandbox, "Received Email", int(time.time()) - 3 * DAY)
+    first = run_tap(tmp_path, config, catalog=catalog)
+    _reveal(sandbox, late)
+    second = run_tap(tmp_path, config, catalog=catalog, state=first.last_state)
+    assert late in _ids(second, "receive")
+
+
+def test_a_count_query_that_fails_after_retries_costs_a_re_read_not_the_run(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=800, fault_rate=1.0, fault_kinds=("503",), fault_families=("metric_aggregates",))
+    _busy(sandbox)
+    catalog = catalog_selecting("receive")
+    late = _held(sandbox, "Received Email", int(time.time()) - 2 * DAY)
+    config = sandbox.config(revision=SMALL_PAGES, max_retry_seconds=1)
+    first = run_tap(tmp_path, config, catalog=catalog)
+    _reveal(sandbox, late)
+    second = run_tap(tmp_path, config, catalog=catalog, state=first.last_state)
+    assert late in _ids(second, "receive")
+    assert sum("late events" in line and "WARNING" in line for line in second.stderr.splitlines()) == 1
 
 
 def test_without_usable_counts_the_window_is_read_again_in_full(make_sandbox, tmp_path):

@@ -160,7 +160,7 @@ class LateEvents:
         self.tally = None
         if self.on:
             stream_state = context.state_of(stream.name)
-            stream_state.counts(self.first)
+            stream_state.counts(self.first, begin)
             self.tally = stream_state.tally
         self.resumed = resumed and self.on and self.first < begin
 
@@ -194,12 +194,15 @@ class LateEvents:
         if self.tally is not None:
             self.tally.metrics.add(metric_id)
 
-    def recount(self, metric_id, scan_for, confirm=None):
-        """[(task, rank)]: the metric's Recount, planned as a unit of the stream's watermark."""
+    def recount(self, metric_id, scan_for, confirm=None, adopted=False):
+        """[(task, rank)]: the metric's Recount, a unit of the stream's watermark (planned here, or
+        adopted from the page that spawns it). It runs after the reads on from the bookmark: a count
+        query waits on its endpoint's 3 a second, and a worker waiting there reads nothing."""
         task = Recount(self.stream, self.context, metric_id, self.first, self.begin,
-                       self.tally.before.get(metric_id, {}), scan_for, confirm)
-        self.context.state_of(self.stream.name).watermark.plan(task.unit, [task])
-        return [(task, task.lower)]
+                       self.tally.before.get(metric_id, {}), self.tally.seen.get(metric_id, {}), scan_for, confirm)
+        if not adopted:
+            self.context.state_of(self.stream.name).watermark.plan(task.unit, [task])
+        return [(task, self.context.started)]
 
     def reread(self, metric_id, scan_for):
         """[(task, rank)]: the metric's window read again, each day counted afresh."""
@@ -251,13 +254,19 @@ class MetricCheck(Span):
             _no_metric(self.stream)
             yield Page(self, done=True, mark=Mark(stopped=True, unread=True))
             return
-        # a metric new to the catalog has no counts: read from the bookmark, counted from there
-        scans = [_classic_scan(self.stream, self.context, mid, name, self.lower,
-                               counted_from=self.late.begin if self.late.on else None) for mid, name in new]
-        for mid, _ in new:
-            self.late.register(mid)
-        # the new scans are units of the table's watermark, planned before this span ends
-        yield Page(self, done=True, spawn=[(scan, scan.lower) for scan in scans], mark=Mark(progress=self.upper))
+        # a metric new to the catalog: read from the bookmark, counted from there, and its window's
+        # days checked (it has no counts: Klaviyo's are asked)
+        late = self.late
+        spawn = []
+        for mid, name in new:
+            scan = _classic_scan(self.stream, self.context, mid, name, self.lower,
+                                 counted_from=late.begin if late.on else None)
+            spawn.append((scan, scan.lower))
+            if late.resumed:
+                spawn += late.recount(mid, functools.partial(_classic_range, self.stream, self.context, mid, name),
+                                      adopted=True)
+        # the new spans are units of the table's watermark, adopted before this span ends
+        yield Page(self, done=True, spawn=spawn, mark=Mark(progress=self.upper))
 
 
 def plan_events(stream, context):

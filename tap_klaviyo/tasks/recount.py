@@ -3,7 +3,8 @@ stream (see daycounts), found with one POST /api/metric-aggregates per metric.""
 import logging
 
 from .. import daycounts, timeutil, watchdog
-from ..client import RefusedError
+from ..client import BudgetSpent, RefusedError
+from ..errors import ApiError
 from ..engine import Page, Span
 from ..state import Mark
 
@@ -13,14 +14,16 @@ PATH = "/api/metric-aggregates"
 
 class Recount(Span):
     """One metric's days of a stream in [lower, upper), upper being the stream's bookmark: Klaviyo's
-    counts against the stream's (ours), then one range scan (scan_for(lo, hi, unit)) per run of days
-    that differ. Its scans are spans of its own unit, so the bookmark waits for them."""
+    counts against the stream's (ours, and Klaviyo's of the last run: seen), then one range scan
+    (scan_for(lo, hi, unit)) per run of days that differ. Its scans are spans of its own unit, so the
+    bookmark waits for them."""
 
-    def __init__(self, stream, context, metric_id, lower, upper, ours, scan_for, confirm=None):
+    def __init__(self, stream, context, metric_id, lower, upper, ours, seen, scan_for, confirm=None):
         super().__init__(stream, f"{metric_id} recount", lower, upper)
         self.context = context
         self.metric_id = metric_id
         self.ours = ours
+        self.seen = seen
         self.scan_for = scan_for
         self.confirm = confirm      # None, or confirm() -> whether the metric is still the stream's
 
@@ -28,14 +31,18 @@ class Recount(Span):
         if self.confirm is not None and not self.confirm():
             yield Page(self, done=True, mark=Mark(progress=self.upper))
             return
-        klaviyo = klaviyo_counts(self.context, self.metric_id, self.lower, self.upper)
+        klaviyo, why = klaviyo_counts(self.context, self.metric_id, self.lower, self.upper)
         if klaviyo is None:
+            self.context.once("day counts unusable", lambda: LOGGER.warning(
+                "late events: %s; each metric asked re-reads its last %d days in full this run instead",
+                why, config.late_event_days))
             ranges = [(self.lower, self.upper)]     # no counts to go by: the plain re-read of the window
         else:
-            ranges = daycounts.differing(klaviyo, self.ours, self.lower, self.upper)
+            ranges = daycounts.differing(klaviyo, self.ours, self.seen, self.lower, self.upper)
         days = daycounts.days_in(ranges)
+        recount = (self.metric_id, days, klaviyo)
         if not ranges:
-            yield Page(self, done=True, mark=Mark(progress=self.upper, recount=(self.metric_id, days)))
+            yield Page(self, done=True, mark=Mark(progress=self.upper, recount=recount))
             return
         if klaviyo is not None:
             LOGGER.info("stream %s: metric %s: Klaviyo counts %s differently than this stream has read them; "
@@ -46,12 +53,12 @@ class Recount(Span):
                         "that day" if len(days) == 1 else "those days")
         scans = [self.scan_for(lo, hi, self.unit) for lo, hi in ranges]
         yield Page(self, done=True, spawn=[(scan, scan.lower) for scan in scans],
-                   mark=Mark(progress=self.lower, split_at=self.lower, recount=(self.metric_id, days)))
+                   mark=Mark(progress=self.lower, split_at=self.lower, recount=recount))
 
 
 def klaviyo_counts(context, metric_id, lower, upper):
-    """{UTC day: events} of metric in [lower, upper) as Klaviyo counts them, asked once per run for
-    every stream that wants the same; None when Klaviyo gives no usable answer (said once a run)."""
+    """({UTC day: events} of metric in [lower, upper) as Klaviyo counts them, None), asked once per run
+    for every stream that wants the same; (None, why) when Klaviyo gives no usable answer."""
     watchdog.waiting("day counts")
     return context.once(("day counts", metric_id, lower, upper), lambda: _held(context, metric_id, lower, upper))
 
@@ -79,12 +86,15 @@ def _ask(context, metric_id, lower, upper):
     }}}
     try:
         document = context.client.post("metric_aggregates", PATH, body)
-        return _per_day(document)
+        return _per_day(document), None
     except RefusedError as exc:
-        _unusable(context, f"Klaviyo refused the count query ({exc.status}: {exc.detail})")
+        return None, f"Klaviyo refused the count query ({exc.status}: {exc.detail})"
+    except BudgetSpent as exc:
+        return None, f"the count queries' budget is spent ({exc})"
+    except ApiError as exc:     # retries run out, or an answer that is no JSON:API document
+        return None, f"the count query failed ({exc})"
     except _Unreadable as exc:
-        _unusable(context, f"its answer to the count query is not as the spec describes it ({exc})")
-    return None
+        return None, f"its answer to the count query is not as the spec describes it ({exc})"
 
 
 class _Unreadable(Exception):
@@ -112,15 +122,9 @@ def _per_day(document):
             if len(values) != len(days):
                 raise _Unreadable(f"{len(values)} counts for {len(days)} dates")
             for day, value in zip(days, values):
-                if not isinstance(value, (int, float)) or value < 0 or value != int(value):
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != int(value):
                     raise _Unreadable(f"count {value!r} is no whole number")
                 counts[day] += int(value)
         return counts
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise _Unreadable(f"{type(exc).__name__}: {exc}") from None
-
-
-def _unusable(context, why):
-    context.once("day counts unusable", lambda: LOGGER.warning(
-        "late events: %s; each event stream re-reads its last %d days in full this run instead",
-        why, context.config.late_event_days))
