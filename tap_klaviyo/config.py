@@ -41,6 +41,10 @@ SETTINGS = (
             "Klaviyo shows late are caught; each run compares Klaviyo's per-day counts of each metric (one "
             "request per metric) with the stream's and re-reads only the days that differ (0: off)",
             minimum=0, maximum=365),
+    Setting("full_refresh_days", "integer", 7, "Resource streams (lists, global_exclusions, campaigns, flows, "
+            "templates, tags, members...): days after a full read before the next one, which ends with an "
+            "ACTIVATE_VERSION message so that a target drops or marks the rows Klaviyo no longer has (0: every "
+            "run)", minimum=0),
     Setting("list_person_count", "boolean", True, "Fetch each list's and segment's profile count "
             "(1 call per second); false writes null"),
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
@@ -77,6 +81,7 @@ class Config(msgspec.Struct, frozen=True):
     request_timeout: float
     lookback_minutes: int
     late_event_days: int
+    full_refresh_days: int
     list_person_count: bool
     concurrency: int
     decode_processes: int | None

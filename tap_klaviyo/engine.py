@@ -23,7 +23,8 @@ from . import state as bookmarks
 from .decoding import Decoders
 from . import timeutil
 from .discovery import schema
-from .streams import STREAMS, at_revision, available
+from .output import read_in_full
+from .streams import STREAMS, at_revision, available, reads_in_full, root_of
 
 LOGGER = logging.getLogger("tap_klaviyo")
 PROGRESS_SECONDS = 5.0
@@ -210,6 +211,8 @@ class SyncContext:
                 stream = self.rows[stream.parent]
         self.columns = columns or {}            # stream name -> selected columns (None: all)
         self.catalog_metrics = catalog_metrics or {}    # classic table -> [(metric id, name)] discovery noted
+        # resource streams read for their changes: root stream name -> the instant changes are read from
+        self.changed_since = {}
         self.states = {}                # stream name -> its StreamState, kept by the writer thread
         self._cache = {}
         self._claimed = set()
@@ -275,6 +278,10 @@ class _Output:
         self._schemas()
         self._writer.write(lines)
 
+    def activate(self, stream_name, version):
+        self._schemas()
+        self._writer.activate_version(stream_name, version)
+
     def state(self, state, force=False):
         now = time.monotonic()
         if not force and now - self._last_state_at < STATE_SECONDS:
@@ -300,14 +307,48 @@ def decode_helpers(config):
     return 1 if cores >= 2 else 0
 
 
-def _settle(states):
-    """Marks the streams that are complete, parents before their children."""
+def _settle(states, output, started):
+    """Marks the streams that are complete, parents before their children; a stream read in full
+    activates its version once complete, after its last row."""
     changed = True
     while changed:
         changed = False
         for stream_state in states.values():
             if not stream_state.complete and stream_state.settle():
                 changed = True
+    for stream_state in states.values():
+        if stream_state.finish(started):
+            output.activate(stream_state.name, stream_state.version)
+
+
+def _plan_cycles(context):
+    """Which selected resource streams this run reads in full, and from when the others read what
+    changed (docs/full-reads.md). The streams under one root share its read: in full when the root
+    has no filter for changes, when one of them is due a full read (full_refresh_days) or has no
+    bookmark yet; else changes since the earliest of their bookmarks. A stream read in full has its
+    rows carry a table version (the sync's start in milliseconds, Singer's convention), activated
+    once the stream is complete. A stream the revision lacks is not read at all: an empty full read
+    would have the target drop its rows."""
+    version = int(context.started * 1000)
+    days = context.config.full_refresh_days
+    trees = {}
+    for name in sorted(context.selected):
+        row = context.rows[name]
+        if reads_in_full(row) and available(row, context.config.revision):
+            trees.setdefault(root_of(row, context.rows).name, []).append(context.state_of(name))
+    versions = {}
+    for root, members in trees.items():
+        marks = [member.changed_since() for member in members]
+        if context.rows[root].changes is None or None in marks or \
+                any(member.full_read_due(context.started, days) for member in members):
+            for member in members:
+                member.read_in_full(version)
+                versions[member.name] = version
+        else:
+            context.changed_since[root] = min(marks)
+            for member in members:
+                member.read_changes()
+    read_in_full(versions)
 
 
 def run(config, client, streams, state, writer, planners, columns=None, catalog_metrics=None):
@@ -340,13 +381,14 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
         context.state_of(task.stream.name).pending += 1
         pending += 1
 
+    _plan_cycles(context)
     for stream in streams:
         stream = context.rows[stream.name]
         context.state_of(stream.name)
         for task, rank in planners[stream.family](stream, context):
             submit(task, rank)
     states = context.states
-    _settle(states)
+    _settle(states, output, context.started)
 
     progress = _Progress(streams)
     pool.start()
@@ -374,13 +416,13 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
                 task.done = True
                 stream_state.pending -= 1
                 pending -= 1
-                _settle(states)
+                _settle(states, output, context.started)
             stream_state.write()
             output.state(state)
             progress.maybe_log(states)
     finally:
         pool.stop.set()
-    _settle(states)
+    _settle(states, output, context.started)
     for stream_state in states.values():
         stream_state.write(final=True)
     output.state(state, force=True)

@@ -33,10 +33,24 @@ class Envelope(msgspec.Struct, frozen=True):
         return lines
 
 
+_VERSIONS = {}      # stream name -> the table version its RECORDs carry this run (a full read)
+
+
+def read_in_full(versions):
+    """{stream name: version}: the RECORDs of each stream carry its version from now on, those of
+    every other none (Singer's table versions: a target keeps only the rows of the version an
+    ACTIVATE_VERSION names)."""
+    _VERSIONS.clear()
+    _VERSIONS.update(versions)
+    envelope.cache_clear()
+
+
 @functools.cache
 def envelope(stream_name):
     """The stream's RECORD envelope (one per stream for the run)."""
-    return Envelope(b'{"type":"RECORD","stream":' + encode(stream_name) + b',"record":')
+    version = _VERSIONS.get(stream_name)
+    tagged = b',"version":' + encode(version) if version is not None else b""
+    return Envelope(b'{"type":"RECORD","stream":' + encode(stream_name) + tagged + b',"record":')
 
 
 class MessageWriter:
@@ -59,6 +73,9 @@ class MessageWriter:
         if bookmark_properties:
             message["bookmark_properties"] = list(bookmark_properties)
         self.message(message)
+
+    def activate_version(self, stream, version):
+        self.message({"type": "ACTIVATE_VERSION", "stream": stream, "version": version})
 
     def state(self, value):
         self.message({"type": "STATE", "value": value})

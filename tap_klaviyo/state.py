@@ -135,6 +135,8 @@ class Mark(msgspec.Struct):
     stopped: bool = False           # ended before its upper (a daily budget spent): the watermark holds at
                                     # its progress for the rest of the run
     unread: bool = False            # the stream has nothing to read this run
+    partial: bool = False           # rows the stream has are missing from this page: its full read is no
+                                    # proof of what Klaviyo no longer has
     counted: dict | None = None     # (metric id, UTC day) -> rows the page wrote, to add to the day's count
     recount: tuple | None = None    # (metric id, [UTC days]) whose counts start again: re-read this run, and
                                     # maybe Klaviyo's counts {UTC day: count} of the days compared
@@ -207,6 +209,11 @@ class StreamState:
         self.pending = 0            # its tasks queued or running
         self.complete = False
         self.tally = None           # event streams: their per-day counts (daycounts.Tally)
+        # resource streams (docs/full-reads.md): read in full now and then, else what changed
+        self.cycled = False         # the stream is one
+        self.version = None         # read in full this run: the table version its rows carry
+        self.partial = False        # a page of it said rows are missing
+        self.finished = False
 
     def bookmark(self, legacy_keys=()):
         """The bookmark the run began with (epoch seconds), None when the state holds none."""
@@ -244,9 +251,53 @@ class StreamState:
         self.tally = daycounts.Tally(ours, seen, first, isinstance(bookmark, dict) and "counts" in bookmark)
         return self.tally.before
 
+    def full_read_due(self, now, days):
+        """Whether this run reads the stream in full: its last full read (bookmark full_read_at) is
+        days old or more, or there has been none."""
+        last = ((self._state.get("bookmarks") or {}).get(self.name) or {}).get("full_read_at")
+        if days == 0 or last is None:
+            return True
+        try:
+            return now - timeutil.parse_instant(last) >= days * 86400
+        except ValueError as exc:
+            LOGGER.warning("state bookmark %s: full_read_at %r is no date-time (%s); reading the stream in full",
+                           self.name, last, exc)
+            return True
+
+    def changed_since(self):
+        """Where this run's read of changes begins: the start of the last run that read the
+        stream to its end (bookmark since); None when there is none."""
+        return self.bookmark()
+
+    def read_in_full(self, version):
+        self.cycled, self.version = True, version
+
+    def read_changes(self):
+        self.cycled = True
+
+    def finish(self, started):
+        """Once the stream is complete, what its bookmark keeps: a read with no row missing moves
+        since to the run's start (the next run's changes begin there), and a full read is dated and
+        may activate its version. Returns whether it activates."""
+        if not self.cycled or self.finished or not self.complete:
+            return False
+        self.finished = True
+        if self.partial:
+            LOGGER.warning("stream %s: some rows were missing from this read (see the warnings above): %s", self.name,
+                           "no ACTIVATE_VERSION, so no row is marked deleted; the next run reads it in full again"
+                           if self.version is not None else "the next run reads its changes from the same point")
+            return False
+        bookmark = self._state.setdefault("bookmarks", {}).setdefault(self.name, {})
+        bookmark["since"] = timeutil.to_bookmark(started)
+        if self.version is not None:
+            bookmark["full_read_at"] = timeutil.to_bookmark(started)
+        return self.version is not None
+
     def apply(self, task, mark, spans):
         """What a page of one of the stream's tasks tells: mark (a Mark, or None), and spans, the
         page's new tasks that are spans of this stream (a split's parts, or units found mid-run)."""
+        if mark is not None and mark.partial:
+            self.partial = True
         watermark = self.watermark
         if watermark is None:       # a full-table stream: nothing to follow
             return

@@ -43,6 +43,9 @@ class Stream(msgspec.Struct, frozen=True):
     parent: str | None = None               # collections: the stream whose ids fill {id}
     parent_column: str | None = None        # ... the row column carrying that id
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
+    changes: str | None = None              # resource streams: the filter that finds what changed in [{since},
+                                            # {until}) (between full reads); None: every run reads it in full,
+                                            # or, for a child, it is read under the parents its root's filter finds
     additional_fields: tuple = ()           # attributes sent only when asked for (additional-fields[type])
     columns: tuple = ()                     # collections: (column, attribute path) pairs where a row is not the
                                             # resource's attributes one for one; columns missing here stay null
@@ -103,6 +106,19 @@ def at_revision(stream, revision):
     return stream
 
 
+def root_of(stream, rows):
+    """The stream a stream's rows hang from (itself when it has no parent); rows: name -> row."""
+    while stream.parent:
+        stream = rows[stream.parent]
+    return stream
+
+
+def reads_in_full(stream):
+    """Whether the stream is a resource stream read in full now and then, a full read ending with
+    ACTIVATE_VERSION (the reports keep their own cycle; events and profiles are not deleted)."""
+    return stream.method == FULL_TABLE and stream.family in (LIST, EXCLUSION, COLLECTION, MEMBERS)
+
+
 def available(stream, revision):
     return stream.since is None or revision >= stream.since
 
@@ -161,7 +177,8 @@ _ROWS = (
     _classic_event("update_email_preferences", "Updated Email Preferences"),
     # email-suppressed profiles, one row per email with its latest reason
     Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", classic=True,
-           operation="GET /api/profiles"),
+           operation="GET /api/profiles",
+           changes="greater-or-equal(subscriptions.email.marketing.suppression.timestamp,{since}),less-than(subscriptions.email.marketing.suppression.timestamp,{until})"),
     # lists and segments together, as v1 returned them (with each one's profile count)
     Stream("lists", LIST, ("id",), FULL_TABLE, "list", classic=True, operation="GET /api/lists",
            reads=("GET /api/lists/{id}", "GET /api/segments", "GET /api/segments/{id}")),
@@ -181,31 +198,34 @@ _ROWS = (
                 # before 2026-10-15 the list takes one channel at a time, and requires it
                 partitions=(Dimension("equals(messages.channel,'{value}')", ("email", "sms", "mobile_push")),
                             ARCHIVED),
-                columns=CAMPAIGN_COLUMNS,
+                columns=CAMPAIGN_COLUMNS, changes="greater-or-equal(updated_at,{since}),less-than(updated_at,{until})",
                 revised=(revised(OMNICHANNEL, partitions=(ARCHIVED,), columns=OMNICHANNEL_CAMPAIGN_COLUMNS),)),
     _collection("campaign_messages", "GET /api/campaigns/{id}/campaign-messages", "campaign-message",
                 parent="campaigns", parent_column="campaign_id", columns=CAMPAIGN_MESSAGE_COLUMNS,
                 # one request chain for every message, not one request per campaign
                 revised=(revised(OMNICHANNEL, operation="GET /api/campaign-messages", endpoint="campaign_message_list",
-                                 parent=None, parent_relationship="campaign", columns=OMNICHANNEL_MESSAGE_COLUMNS),)),
+                                 parent=None, parent_relationship="campaign", columns=OMNICHANNEL_MESSAGE_COLUMNS,
+                                 changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),)),
     _collection("campaign_variations", None, "campaign-variation", parent="campaign_messages",
                 parent_column="campaign_message_id", include="campaign-variations", columns=VARIATION_COLUMNS,
                 since=OMNICHANNEL),
     _collection("campaign_audiences", None, "campaign-audience", parent="campaigns", parent_column="campaign_id",
                 include="campaign-audiences", columns=AUDIENCE_COLUMNS, since=OMNICHANNEL),
-    _collection("flows", "GET /api/flows", "flow", partitions=(ARCHIVED,)),
+    _collection("flows", "GET /api/flows", "flow", partitions=(ARCHIVED,), changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),
     _collection("flow_actions", "GET /api/flows/{id}/flow-actions", "flow-action", parent="flows",
                 parent_column="flow_id"),
     _collection("flow_messages", "GET /api/flow-actions/{id}/flow-messages", "flow-message",
                 parent="flow_actions", parent_column="flow_action_id"),
-    _collection("templates", "GET /api/templates", "template", additional_fields=("definition",)),
+    _collection("templates", "GET /api/templates", "template", additional_fields=("definition",),
+                changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),
     _collection("tags", "GET /api/tags", "tag"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
            operation="GET /api/lists/{id}/profiles", reads=("GET /api/lists",), resource="list",
-           endpoint="list_profiles", parent_column="list_id"),
+           endpoint="list_profiles", parent_column="list_id", changes="greater-or-equal(joined_group_at,{since}),less-than(joined_group_at,{until})"),
     Stream("segment_members", MEMBERS, ("segment_id", "profile_id"), FULL_TABLE, "segment_members",
            operation="GET /api/segments/{id}/profiles", reads=("GET /api/segments",), resource="segment",
-           endpoint="segment_profiles", parent_column="segment_id"),
+           endpoint="segment_profiles", parent_column="segment_id",
+           changes="greater-or-equal(joined_group_at,{since}),less-than(joined_group_at,{until})"),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
     # metric list finds the conversion metric (config conversion_metric).

@@ -144,6 +144,9 @@ class _Quiet:
     def state(self, value):
         pass
 
+    def activate_version(self, stream, version):
+        pass
+
 
 def test_a_unit_spawned_mid_run_holds_the_bookmark_from_the_page_that_spawns_it():
     """A span spawned without a split (a metric the catalog lacked) is a new unit of its stream's
@@ -215,8 +218,8 @@ def test_the_engine_knows_when_each_stream_is_complete():
     # its first child task to end
     real_settle = engine._settle
 
-    def settle(states):
-        real_settle(states)
+    def settle(states, *more):
+        real_settle(states, *more)
         # the first child task's page applied, its stream has nothing left; the parent runs on
         if child_ran.is_set() and states["flow_actions"].pending == 0 and not go_on.is_set():
             seen.append({name: s.complete for name, s in states.items()})

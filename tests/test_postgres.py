@@ -191,3 +191,81 @@ def test_the_report_tables_load_into_postgres(make_sandbox, postgres, tmp_path):
     total, distinct = postgres.sql("""select count(*), count(distinct (flow_message_id, send_channel, date))
                                       from klaviyo_reports.flow_series""")[0]
     assert total == distinct
+
+
+RESOURCES = ("lists", "global_exclusions", "campaigns", "campaign_messages", "flows", "flow_actions",
+             "flow_messages", "templates", "tags", "list_members", "segment_members")
+KEYS = {"global_exclusions": ("email",), "list_members": ("list_id", "profile_id"),
+        "segment_members": ("segment_id", "profile_id")}
+
+
+def _live_and_deleted(postgres, schema, table):
+    key = ", ".join(KEYS.get(table, ("id",)))
+    rows = postgres.sql(f'select {key}, _sdc_deleted_at is not null from {schema}."{table}"')
+    live = {tuple(r[:-1]) for r in rows if r[-1] == "f"}
+    return live, {tuple(r[:-1]) for r in rows if r[-1] == "t"}
+
+
+def _sandbox_keys(sandbox, table):
+    from tests.test_optin_streams import expected_rows
+    dump = sandbox.dump()
+    if table == "lists":
+        return {(k,) for k in expected.list_rows(dump, False)}
+    if table == "global_exclusions":
+        return {(k,) for k in expected.exclusion_rows(dump)}
+    return {k if isinstance(k, tuple) else (k,) for k in expected_rows(dump, table, time.time())}
+
+
+def test_deletions_reach_postgres_on_the_next_full_read_and_nothing_live_is_marked(make_sandbox, postgres, tmp_path):
+    from tests.conftest import catalog_selecting, run_killed
+    sandbox = make_sandbox(events=300, latency=0.05)
+    catalog = catalog_selecting(*RESOURCES)
+    schema = "klaviyo_deletions"
+    state = pipe(tmp_path, postgres, sandbox.config(), catalog=catalog, schema=schema, name="first")
+    for table in RESOURCES:
+        live, deleted = _live_and_deleted(postgres, schema, table)
+        assert live == _sandbox_keys(sandbox, table) and not deleted, table
+
+    dump = sandbox.dump()
+    gone = {"list": dump["lists"][0]["id"], "campaign": dump["campaigns"][0]["id"], "flow": dump["flows"][0]["id"],
+            "template": dump["templates"][-1]["id"], "tag": dump["tags"][0]["id"]}
+    for kind, item in gone.items():
+        sandbox.post("/__sandbox/delete", {"kind": kind, "id": item})
+    member = next(m for m in dump["segment_members"])
+    sandbox.post("/__sandbox/members/remove", {"group_id": member["segment_id"], "profile_ids": [member["profile_id"]]})
+    lifted = next(p for p in dump["profiles"] if p["attributes"]["subscriptions"]["email"]["marketing"]["suppression"]
+                  and p["attributes"].get("email"))
+    sandbox.post("/__sandbox/suppression/lift", {"profile_ids": [lifted["id"]]})
+
+    # not due yet (full_refresh_days 7): nothing is marked, whatever is gone
+    state = pipe(tmp_path, postgres, sandbox.config(), catalog=catalog, state=state, schema=schema, name="second")
+    assert all(not _live_and_deleted(postgres, schema, table)[1] for table in RESOURCES)
+
+    # a full read killed half-way activates nothing: no live row marked
+    config = sandbox.config(full_refresh_days=0, concurrency=2)
+    killed = run_killed(tmp_path, config, catalog, 1.5, state=state)
+    target_config = write_json(tmp_path, "target-killed.json", {
+        "host": "127.0.0.1", "port": postgres.port, "user": "postgres", "password": "", "database": "postgres",
+        "default_target_schema": schema, "load_method": "upsert"})
+    complete = {m["stream"] for m in killed if m["type"] == "ACTIVATE_VERSION"}
+    assert complete != set(RESOURCES), "the kill came after the full read had ended; nothing was tested"
+    lines = "".join(json.dumps(m) + "\n" for m in killed)
+    subprocess.run([str(TARGET), "--config", target_config], input=lines.encode(), check=True, capture_output=True)
+    for table in set(RESOURCES) - complete:
+        assert not _live_and_deleted(postgres, schema, table)[1], f"{table}: a row marked deleted by a cut full read"
+
+    # the next full read marks exactly what Klaviyo no longer has
+    pipe(tmp_path, postgres, config, catalog=catalog, state=state, schema=schema, name="third")
+    for table in RESOURCES:
+        live, deleted = _live_and_deleted(postgres, schema, table)
+        assert live == _sandbox_keys(sandbox, table), table
+    assert (gone["list"],) in _live_and_deleted(postgres, schema, "lists")[1]
+    assert (gone["campaign"],) in _live_and_deleted(postgres, schema, "campaigns")[1]
+    assert (gone["flow"],) in _live_and_deleted(postgres, schema, "flows")[1]
+    assert (gone["template"],) in _live_and_deleted(postgres, schema, "templates")[1]
+    assert (gone["tag"],) in _live_and_deleted(postgres, schema, "tags")[1]
+    assert (member["segment_id"], member["profile_id"]) in _live_and_deleted(postgres, schema, "segment_members")[1]
+    assert (lifted["attributes"]["email"],) in _live_and_deleted(postgres, schema, "global_exclusions")[1]
+    # the children of a deleted campaign and flow went with them
+    deleted_messages = _live_and_deleted(postgres, schema, "campaign_messages")[1]
+    assert deleted_messages and _live_and_deleted(postgres, schema, "flow_actions")[1]

@@ -122,7 +122,7 @@ def _keep_two_flows(account):
 def every_request(tmp_path_factory):
     """{revision: [(operation, query)]} of syncs of every stream, once with every column and once with
     the fewest (predictive analytics and list counts asked for too)."""
-    from tap_klaviyo.streams import STREAMS
+    from tap_klaviyo.streams import STREAMS, reads_in_full
     account = generate(events=300, seed=3, lists=2, segments=1)
     _keep_two_flows(account)
     sandbox = Sandbox(account, Options(rate_scale=60.0))
@@ -133,9 +133,13 @@ def every_request(tmp_path_factory):
         catalog = catalog_selecting(*names)
         config = sandbox.config(revision=revision, report_days=20, list_person_count=least,
                                 profiles_predictive_analytics=least)
-        # resumed (one event stream with a bookmark), so that its per-day counts are asked for too
+        # resumed, so that an event stream's per-day counts are asked for too, and the resource
+        # streams read what changed since their last full read (the filters that find changes)
+        day_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 86400))
         state = {"bookmarks": {"receive": {"since": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                    time.gmtime(time.time() - 3 * 86400))}}}
+        state["bookmarks"].update({stream.name: {"since": day_ago, "full_read_at": day_ago}
+                                   for stream in STREAMS if reads_in_full(stream)})
         # a request the revision's spec refuses is a 400: the run fails here
         run_tap(directory, config, catalog=_least_columns(catalog) if least else catalog,
                 state=state if least else None)

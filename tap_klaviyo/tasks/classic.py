@@ -1,6 +1,6 @@
 """The two classic full tables: `lists` (lists and segments, with profile counts) and
 `global_exclusions` (email-suppressed profiles)."""
-from .. import apispec
+from .. import apispec, timeutil
 from ..engine import Page
 from ..output import envelope
 from ..rows import SUPPRESSION_REASONS, exclusion_row, list_row
@@ -34,25 +34,32 @@ class GroupCollection:
 
 
 class SuppressedProfiles:
-    """Profiles suppressed for one reason; each profile is emitted only by the query of its latest
-    reason, so the five queries never emit the same email twice."""
+    """Profiles suppressed for one reason, each emitted only by the query of its latest reason, so
+    the five queries of a full read never emit the same email twice; or, between full reads, the
+    profiles suppressed since an instant, in one query (a lifted suppression shows only in a full read)."""
 
-    def __init__(self, stream, reason):
+    def __init__(self, stream, reason=None, since=None, until=None):
         self.stream = stream
         self.reason = reason
+        self.since, self.until = since, until
 
     def run(self, client, config):
+        if self.since is not None:
+            found = self.stream.changes.format(since=timeutil.to_filter(self.since),
+                                               until=timeutil.to_filter(self.until))
+        else:
+            found = f'equals(subscriptions.email.marketing.suppression.reason,"{self.reason}")'
         params = {
-            "filter": f'equals(subscriptions.email.marketing.suppression.reason,"{self.reason}")',
+            "filter": found,
             "additional-fields[profile]": "subscriptions",
             "fields[profile]": "email,subscriptions",
             **apispec.page_param("GET /api/profiles", config.revision),
         }
-        classic_reason = SUPPRESSION_REASONS[self.reason]
+        classic_reason = SUPPRESSION_REASONS.get(self.reason)
 
         def page(document, last):
             rows = [row for row in map(exclusion_row, document["data"])
-                    if row is not None and row["reason"] == classic_reason]
+                    if row is not None and (classic_reason is None or row["reason"] == classic_reason)]
             return Page(self, envelope(self.stream.name).lines(rows), len(rows), done=last)
 
         yield from client.pages("profiles", "/api/profiles", params, page)
@@ -63,4 +70,7 @@ def plan_lists(stream, context):
 
 
 def plan_exclusions(stream, context):
+    since = context.changed_since.get(stream.name)
+    if since is not None:
+        return [(SuppressedProfiles(stream, since=since, until=context.started), 0)]
     return [(SuppressedProfiles(stream, reason), 0) for reason in SUPPRESSION_REASONS]
