@@ -114,8 +114,11 @@ def test_between_full_reads_a_run_reads_what_changed_and_the_children_of_changed
 
     campaign = dump["campaigns"][1]["id"]
     flow_message = dump["flow_messages"][0]["id"]
+    message_action = dump["flow_messages"][0]["relationships"]["flow-action"]["data"]["id"]
+    message_flow = next(a["relationships"]["flow"]["data"]["id"] for a in dump["flow_actions"] if a["id"] == message_action)
+    flow = next(f["id"] for f in dump["flows"] if f["id"] != message_flow)
     template = dump["templates"][0]["id"]
-    for kind, item in (("campaign", campaign), ("flow-message", flow_message), ("template", template)):
+    for kind, item in (("campaign", campaign), ("flow-message", flow_message), ("template", template), ("flow", flow)):
         sandbox.post("/__sandbox/touch", {"kind": kind, "id": item})
     group = dump["lists"][0]["id"]
     joined = next(p["id"] for p in dump["profiles"]
@@ -128,9 +131,13 @@ def test_between_full_reads_a_run_reads_what_changed_and_the_children_of_changed
                 if m["relationships"]["campaign"]["data"]["id"] == campaign}
     assert messages and {r["id"] for r in changed.records("campaign_messages")} == messages
     assert {r["id"] for r in changed.records("templates")} == {template}
+    assert {r["id"] for r in changed.records("flows")} == {flow}
+    actions = {a["id"] for a in dump["flow_actions"] if a["relationships"]["flow"]["data"]["id"] == flow}
+    assert actions and {r["id"] for r in changed.records("flow_actions")} == actions
+    assert {r["flow_action_id"] for r in changed.records("flow_messages")} <= actions
     assert [(r["list_id"], r["profile_id"]) for r in changed.records("list_members")] == [(group, joined)]
     # a flow message changed without its flow: no filter sees it between full reads
-    assert not changed.records("flow_messages")
+    assert flow_message not in {r["id"] for r in changed.records("flow_messages")}
 
     full = run_tap(tmp_path, sandbox.config(full_refresh_days=0), catalog=catalog, state=changed.last_state)
     assert flow_message in {r["id"] for r in full.records("flow_messages")}
