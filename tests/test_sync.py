@@ -76,9 +76,12 @@ def test_schema_comes_before_records_and_state_is_classic(sandbox, tmp_path):
         elif message["type"] == "RECORD":
             assert message["stream"] in seen_schema
     state = run.last_state
-    assert set(state["bookmarks"]) == set(EVENT_STREAMS)
-    for bookmark in state["bookmarks"].values():
+    # the classic shape: {"since": ...} per table; the two full tables date their last full read too
+    assert set(state["bookmarks"]) == set(EVENT_STREAMS) | {"lists", "global_exclusions"}
+    for name, bookmark in state["bookmarks"].items():
         assert time.strptime(bookmark["since"], "%Y-%m-%dT%H:%M:%SZ")
+        if name in ("lists", "global_exclusions"):
+            assert bookmark["full_read_at"] == bookmark["since"]
 
 
 def test_second_run_emits_every_new_event_and_few_old(make_sandbox, tmp_path):
