@@ -47,13 +47,16 @@ test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.in
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -v tests
 
 # sparse, dense and the mixed sandbox year (20,000 and 200,000 events), each at the default
-# concurrency and at 1; the `events` stream on sparse and dense; `profiles` on 50,000 profiles;
-# `.venv/bin/python scripts/bench.py --help` for one shape or another tree. BENCH_ARGS adds to it:
-# `make bench BENCH_ARGS="--mechanisms 7"` runs sparse and dense with each concurrency mechanism
-# switched off in turn instead (docs/concurrency.md)
+# concurrency and at 1; the `events` stream on sparse and dense; `profiles` on 50,000 profiles; the
+# late-event check on sparse and dense; then the resource streams on the resources account (a first
+# run, nothing changed, a few changes: about 12 min, the flow endpoints' documented 60 a minute).
+# `.venv/bin/python scripts/bench.py --help` for one shape or another tree. BENCH_ARGS adds to the
+# first: `make bench BENCH_ARGS="--mechanisms 7"` runs sparse and dense with each concurrency
+# mechanism switched off in turn instead (docs/concurrency.md)
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py --shapes sparse,dense,default,profiles --default-sizes 20000,200000 \
 		--events-shapes sparse,dense --profiles 50000 $(BENCH_ARGS)
+	$(PY) scripts/bench.py --resources-only
 
 # the local Klaviyo sandbox on http://127.0.0.1:8765, until Ctrl-C
 sandbox: $(VENV)/.installed

@@ -23,6 +23,11 @@ minute), the tap's CPU, the sandbox's serving CPU, or both sharing the machine's
 
 A per-page figure first: parse, map and serialize one 1,000-event page of the shape, in ms.
 
+--resources-only replaces all of that with the resource streams on the resources shape (400 campaigns,
+40 flows with 600 actions, 60 templates, 30 tags, 20 lists and 5 segments of about 20,000 members):
+a first run, a run from its state with nothing changed, and a run after a few changes (see
+bench_resources). The flow endpoints' documented 3/s and 60/min make the first run take minutes.
+
 --mechanisms ROUNDS replaces all of that: on sparse and dense (and `events` on --events-shapes),
 ROUNDS rounds of syncs with each concurrency mechanism switched off in turn (the catalog metrics'
 head start, the decode helper), in an order rotated per round; medians of wall and CPU, and the
@@ -465,6 +470,90 @@ def bench_late(shape, args, source, workdir, results):
         sandbox.close()
 
 
+def bench_resources(args, source, workdir, results):
+    """The resource streams on the resources shape, at the default config (list_person_count false:
+    the runs measure the streams, not a count call per list): (a) a first run, (b) a run from (a)'s
+    state with nothing changed, (c) a run from (b)'s state after 3 campaigns, 2 flows and a template
+    are touched and 5 members added to a list through the sandbox's admin calls. One line per run;
+    then (b)'s requests against its goal: per family at most max(2, 5% of (a)'s), plus 2 per list and
+    segment, summed."""
+    streams = ("lists", "global_exclusions", "campaigns", "campaign_messages", "flows", "flow_actions",
+               "flow_messages", "templates", "tags", "list_members", "segment_members")
+    started = time.monotonic()
+    sandbox = Sandbox("resources", 0, args, workdir)
+
+    def admin(path, payload):
+        request = urllib.request.Request(sandbox.info["base_url"] + path, method="POST",
+                                         data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read())
+
+    def after(run, name):
+        """The inputs with `run`'s last state as the state."""
+        if run["state"] is None:
+            sys.exit(f"resources: the {name} run wrote no STATE")
+        path = workdir / f"state-resources-after-{name}.json"
+        path.write_text(json.dumps(run["state"]))
+        return inputs[:3] + (path,)
+
+    def show(label, run):
+        families = ", ".join(f"{family} {count}" for family, count in sorted(run["by_family"].items()))
+        print(f"  {label}: {run['requests']} requests ({families}); {run['records']} records; "
+              f"{run['wall_s']:.1f} s wall; 429s={run['throttled_429']}", flush=True)
+
+    try:
+        counts, samples = sandbox.info["resources"], sandbox.info["resource_samples"]
+        # the rows the streams hold (`lists` reads the lists and the segments)
+        held = sum(counts[k] for k in ("lists", "segments", "campaigns", "campaign_messages", "flows", "flow_actions",
+                                        "flow_messages", "templates", "tags", "list_members", "segment_members"))
+        print(f"\n## resources: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items())
+              + f" ({held} rows, global exclusions aside; sandbox ready in {time.monotonic() - started:.0f} s)",
+              flush=True)
+        print(f"  streams {', '.join(streams)}; the bench's default config (list_person_count false: the runs "
+              f"measure the streams, not a count request per list); {args.latency_ms:g} ms a request; documented "
+              f"rate limits (rate_scale 1): the flow endpoints' 3/s and 60/min make the first run take minutes",
+              flush=True)
+        inputs = write_inputs(sandbox, source, workdir, "resources", args.config_extra, streams, "resources")
+        first = run_once(sandbox, source, workdir, "resources-first", inputs, None, 7200)
+        if first is None:
+            sys.exit("resources: the first run took more than 2 hours")
+        show("(a) first run", first)
+        if first["records"] < held:
+            print(f"  !! {first['records']} records, the sandbox holds {held} (global exclusions aside)")
+        time.sleep(1.1)
+        unchanged = run_once(sandbox, source, workdir, "resources-unchanged", after(first, "first"), None, 3600)
+        show("(b) nothing changed", unchanged)
+        time.sleep(1.1)
+        changes = [("/__sandbox/touch", {"kind": "campaign", "id": i}) for i in samples["campaigns"][:3]]
+        changes += [("/__sandbox/touch", {"kind": "flow", "id": i}) for i in samples["flows"][:2]]
+        changes += [("/__sandbox/touch", {"kind": "template", "id": i}) for i in samples["templates"][:1]]
+        changes.append(("/__sandbox/members/add", {"group_id": samples["list"],
+                                                   "profile_ids": samples["profiles_not_in_list"][:5]}))
+        for path, payload in changes:
+            admin(path, payload)
+        # the run reads what changed before its start, to the second: the changes fall in an earlier one
+        time.sleep(1.1)
+        changed = run_once(sandbox, source, workdir, "resources-changed", after(unchanged, "unchanged"), None, 3600)
+        show("(c) 3 campaigns, 2 flows, 1 template touched, 5 members added to a list", changed)
+        # (b)'s goal: per family of (a)'s, max(2, 5% of (a)'s requests), plus 2 per list and segment
+        groups = counts["lists"] + counts["segments"]
+        allowed = {family: max(2, 0.05 * count) for family, count in first["by_family"].items()}
+        target = sum(allowed.values()) + 2 * groups
+        made = unchanged["requests"]
+        print(f"  goal (b): {made} requests against {target:.0f} = sum over (a)'s families of max(2, 5% of its "
+              f"requests) + 2 x {groups} lists and segments: {'met' if made <= target else 'NOT met'}", flush=True)
+        print("    (b) per family against max(2, 5% of (a)'s): " + ", ".join(
+            f"{family} {unchanged['by_family'].get(family, 0)}/{allowed[family]:.0f}" for family in sorted(allowed))
+            + "".join(f", {family} {count} (none in (a))" for family, count in sorted(unchanged["by_family"].items())
+                      if family not in allowed), flush=True)
+        for run in (first, unchanged, changed):
+            run.pop("state", None)
+        results["resources"] = {"counts": counts, "target_unchanged": target,
+                                "runs": {"first": first, "unchanged": unchanged, "changed": changed}}
+    finally:
+        sandbox.close()
+
+
 # --mechanisms: each concurrency mechanism switched off in turn, all else at its default: the
 # catalog metrics' head start by a catalog without the metric ids --discover notes (the
 # look-up-first path), the decode helper by config decode_processes 0. A variant may also set
@@ -574,15 +663,20 @@ def main():
                         help="shapes (sparse, dense) on which the late-event check is measured against the plain "
                              "trailing re-read; '' for none")
     parser.add_argument("--late-only", action="store_true", help="only the late-event runs of --late-shapes")
+    parser.add_argument("--resources-only", action="store_true",
+                        help="only the resource streams on the resources shape: a first run, a run with nothing "
+                             "changed and one after a few changes (results to resources.json unless --label)")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},
                         help='JSON merged into the tap config of every run, e.g. \'{"window_days": 3650}\'')
-    parser.add_argument("--label", default="last", help="results go to <workdir>/<label>.json")
+    parser.add_argument("--label", help="results go to <workdir>/<label>.json (default: last; resources on "
+                                        "--resources-only)")
     parser.add_argument("--workdir", default=str(ROOT / "bench-results"),
                         help="where inputs, logs and results go (default: bench-results)")
     parser.add_argument("--compare", help="a results file of an earlier run: print wall-clock ratios against it")
     args = parser.parse_args()
+    args.label = args.label or ("resources" if args.resources_only else "last")
     args.serial_shapes = set(args.serial_shapes.split(","))
     args.events_shapes = set(filter(None, args.events_shapes.split(",")))
     args.helper_shapes = set(filter(None, args.helper_shapes.split(",")))
@@ -605,7 +699,9 @@ def main():
     print(f"# tap from {source}; {args.latency_ms:g} ms a request, documented rate limits (rate_scale 1), "
           f"default concurrency {args.default_concurrency}" + (f"; config {args.config_extra}" if args.config_extra else ""))
     results, began = {}, time.monotonic()
-    for shape in [] if args.late_only else shapes:
+    if args.resources_only:
+        bench_resources(args, source, workdir, results)
+    for shape in [] if args.late_only or args.resources_only else shapes:
         if args.mechanisms:
             if shape in ("sparse", "dense"):
                 bench_mechanisms(shape, args, source, workdir, results)
@@ -616,7 +712,7 @@ def main():
         sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]
         for events in sizes:
             bench_shape(shape, events, args, source, workdir, results)
-    for shape in [] if args.mechanisms else args.late_shapes:
+    for shape in [] if args.mechanisms or args.resources_only else args.late_shapes:
         bench_late(shape, args, source, workdir, results)
     (workdir / f"{args.label}.json").write_text(json.dumps(results, indent=1))
     print(f"\n# {time.monotonic() - began:.0f} s in all; results in {workdir / (args.label + '.json')}")

@@ -128,6 +128,9 @@ def set_since(state, stream_name, epoch):
     bookmark["since"] = timeutil.to_bookmark(epoch)
 
 
+FULL_READ_SLACK = 3600      # seconds a full read may come early (see StreamState.full_read_due)
+
+
 class Mark(msgspec.Struct):
     """What a page of an incremental stream's span tells its stream's state (Page.mark)."""
     progress: int | None = None     # every row of the span before this instant is emitted
@@ -251,23 +254,27 @@ class StreamState:
         self.tally = daycounts.Tally(ours, seen, first, isinstance(bookmark, dict) and "counts" in bookmark)
         return self.tally.before
 
-    def full_read_due(self, now, days):
+    def full_read_due(self, now, days, revision):
         """Whether this run reads the stream in full: its last full read (bookmark full_read_at) is
-        days old or more, or there has been none."""
-        last = ((self._state.get("bookmarks") or {}).get(self.name) or {}).get("full_read_at")
-        if days == 0 or last is None:
+        days old or more (within an hour: a daily run that starts a little earlier than the last is
+        not put off a day), there has been none, or it read another API revision (whose requests
+        may differ)."""
+        bookmark = (self._state.get("bookmarks") or {}).get(self.name) or {}
+        last = bookmark.get("full_read_at")
+        if days == 0 or last is None or bookmark.get("revision") != revision:
             return True
         try:
-            return now - timeutil.parse_instant(last) >= days * 86400
+            return now - timeutil.parse_instant(last) >= days * 86400 - FULL_READ_SLACK
         except ValueError as exc:
             LOGGER.warning("state bookmark %s: full_read_at %r is no date-time (%s); reading the stream in full",
                            self.name, last, exc)
             return True
 
-    def changed_since(self):
+    def changed_since(self, started):
         """Where this run's read of changes begins: the start of the last run that read the
-        stream to its end (bookmark since); None when there is none."""
-        return self.bookmark()
+        stream to its end (bookmark since), never after this run's; None when there is none."""
+        since = self.bookmark()
+        return None if since is None else min(since, started)
 
     def read_in_full(self, version):
         self.cycled, self.version = True, version
@@ -275,7 +282,7 @@ class StreamState:
     def read_changes(self):
         self.cycled = True
 
-    def finish(self, started):
+    def finish(self, started, revision):
         """Once the stream is complete, what its bookmark keeps: a read with no row missing moves
         since to the run's start (the next run's changes begin there), and a full read is dated and
         may activate its version. Returns whether it activates."""
@@ -291,6 +298,7 @@ class StreamState:
         bookmark["since"] = timeutil.to_bookmark(started)
         if self.version is not None:
             bookmark["full_read_at"] = timeutil.to_bookmark(started)
+            bookmark["revision"] = revision
         return self.version is not None
 
     def apply(self, task, mark, spans):

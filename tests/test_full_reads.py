@@ -78,7 +78,8 @@ def test_a_stream_the_revision_lacks_is_never_activated_empty(make_sandbox, tmp_
 
 def test_a_bad_full_read_date_in_the_state_means_a_full_read(make_sandbox, tmp_path):
     sandbox = make_sandbox(events=300)
-    state = {"bookmarks": {"templates": {"since": "2026-12-01T00:00:00Z", "full_read_at": "last tuesday"}}}
+    state = {"bookmarks": {"templates": {"since": "2026-12-01T00:00:00Z", "full_read_at": "last tuesday",
+                                         "revision": "2026-07-15"}}}
     run = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting("templates"), state=state)
     assert set(_activations(run)) == {"templates"}
     assert any("full_read_at" in line and "WARNING" in line for line in run.stderr.splitlines())
@@ -124,6 +125,10 @@ def test_between_full_reads_a_run_reads_what_changed_and_the_children_of_changed
     joined = next(p["id"] for p in dump["profiles"]
                   if not any(m["list_id"] == group and m["profile_id"] == p["id"] for m in dump["list_members"]))
     sandbox.post("/__sandbox/members/add", {"group_id": group, "profile_ids": [joined]})
+    segment = dump["segments"][0]["id"]
+    entered = next(p["id"] for p in dump["profiles"] if not any(
+        m["segment_id"] == segment and m["profile_id"] == p["id"] for m in dump["segment_members"]))
+    sandbox.post("/__sandbox/members/add", {"group_id": segment, "profile_ids": [entered]})
     time.sleep(1.1)
     changed = run_tap(tmp_path, sandbox.config(), catalog=catalog, state=quiet.last_state)
     assert {r["id"] for r in changed.records("campaigns")} == {campaign}
@@ -136,9 +141,32 @@ def test_between_full_reads_a_run_reads_what_changed_and_the_children_of_changed
     assert actions and {r["id"] for r in changed.records("flow_actions")} == actions
     assert {r["flow_action_id"] for r in changed.records("flow_messages")} <= actions
     assert [(r["list_id"], r["profile_id"]) for r in changed.records("list_members")] == [(group, joined)]
+    assert [(r["segment_id"], r["profile_id"]) for r in changed.records("segment_members")] == [(segment, entered)]
     # a flow message changed without its flow: no filter sees it between full reads
     assert flow_message not in {r["id"] for r in changed.records("flow_messages")}
 
     full = run_tap(tmp_path, sandbox.config(full_refresh_days=0), catalog=catalog, state=changed.last_state)
     assert flow_message in {r["id"] for r in full.records("flow_messages")}
     assert set(_activations(full)) == set(CHANGING)
+
+
+def test_at_2026_10_15_the_campaign_streams_read_their_changes_and_a_new_revision_reads_in_full(make_sandbox,
+                                                                                                 tmp_path):
+    sandbox = make_sandbox(events=300)
+    streams = ("campaigns", "campaign_messages", "campaign_variations", "campaign_audiences")
+    catalog = catalog_selecting(*streams)
+    old = run_tap(tmp_path, sandbox.config(), catalog=catalog)
+    assert set(_activations(old)) == {"campaigns", "campaign_messages"}     # 2026-07-15 has no other two
+    # another revision reads in full: its requests (and campaign messages' endpoint) are others
+    config = sandbox.config(revision="2026-10-15")
+    first = run_tap(tmp_path, config, catalog=catalog, state=old.last_state)
+    assert set(_activations(first)) == set(streams)
+    campaign = sandbox.dump()["omnichannel"]["campaigns"][2]["id"]
+    sandbox.post("/__sandbox/touch", {"kind": "campaign", "id": campaign})
+    time.sleep(1.1)
+    second = run_tap(tmp_path, config, catalog=catalog, state=first.last_state)
+    assert not _activations(second)
+    assert {r["id"] for r in second.records("campaigns")} == {campaign}
+    assert {r["campaign_id"] for r in second.records("campaign_audiences")} == {campaign}
+    # its messages are a root of their own from 2026-10-15: unchanged, not read again
+    assert not second.records("campaign_messages")

@@ -57,9 +57,11 @@ class SuppressedProfiles:
         }
         classic_reason = SUPPRESSION_REASONS.get(self.reason)
 
+        # a change read keeps the rows a full read would: a latest reason of the five
+        wanted = set(SUPPRESSION_REASONS.values()) if classic_reason is None else {classic_reason}
+
         def page(document, last):
-            rows = [row for row in map(exclusion_row, document["data"])
-                    if row is not None and (classic_reason is None or row["reason"] == classic_reason)]
+            rows = [row for row in map(exclusion_row, document["data"]) if row is not None and row["reason"] in wanted]
             return Page(self, envelope(self.stream.name).lines(rows), len(rows), done=last)
 
         yield from client.pages("profiles", "/api/profiles", params, page)

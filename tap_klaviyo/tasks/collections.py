@@ -88,13 +88,20 @@ def _children(stream, context):
             and child.name in context.needed]
 
 
-def _gone(stream, parent, parent_id):
+def _gone(task, stream, parent, parent_id):
+    """The page a task ends with when its parent answered 404: most likely deleted during the run,
+    but not surely, so a full read this page is part of deletes nothing (Mark.partial)."""
     LOGGER.warning("stream %s: %s %s is gone (404; deleted during the run); no rows from it",
                    stream.name, parent, parent_id)
+    return Page(task, done=True, mark=Mark(partial=True))
 
 
 def _related_ids(resource, relationship):
-    data = ((resource.get("relationships") or {}).get(relationship) or {}).get("data")
+    """The ids a relationship names; None when it has no data member at all (not even empty)."""
+    related = (resource.get("relationships") or {}).get(relationship) or {}
+    if "data" not in related:
+        return None
+    data = related["data"]
     if isinstance(data, dict):
         return [data["id"]]
     return [item["id"] for item in data or () if isinstance(item, dict)]
@@ -147,8 +154,7 @@ class CollectionScan:
         except RefusedError as exc:
             if exc.status != 404 or not self.parent_id:
                 raise
-            _gone(stream, stream.parent, self.parent_id)
-            yield Page(self, done=True)
+            yield _gone(self, stream, stream.parent, self.parent_id)
 
     def _page(self, document, last):
         stream, resources = self.stream, document["data"]
@@ -159,7 +165,7 @@ class CollectionScan:
             for resource in resources:
                 parent_id = self.parent_id
                 if stream.parent_relationship:
-                    parent_id = next(iter(_related_ids(resource, stream.parent_relationship)), None)
+                    parent_id = next(iter(_related_ids(resource, stream.parent_relationship) or ()), None)
                 rows.append(query.row(stream, resource, parent_id))
         spawn = [(CollectionScan(child, self.context, parent_id=r["id"]), 0)
                  for r in resources for child in self.children]
@@ -175,7 +181,11 @@ def _included_rows(stream, context, parents, by_key, extracted):
     query = Query.of(stream, context)
     rows, missing = [], 0
     for parent in parents:
-        for related_id in _related_ids(parent, stream.include):
+        related = _related_ids(parent, stream.include)
+        if related is None:     # not said at all: whatever it holds is missing from these rows
+            missing += 1
+            continue
+        for related_id in related:
             resource = by_key.get((stream.resource, related_id))
             if resource is None:
                 missing += 1
@@ -277,15 +287,21 @@ class GroupIds:
 
     def run(self, client, config):
         kind = self.stream.resource
-        params = {f"fields[{kind}]": "name", **apispec.page_param(f"GET /api/{kind}s", config.revision)}
+        # a segment Klaviyo is still computing lists only some of its members: its read is partial
+        fields = "name,is_processing" if kind == "segment" else "name"
+        params = {f"fields[{kind}]": fields, **apispec.page_param(f"GET /api/{kind}s", config.revision)}
         chosen = self.context.columns.get(self.stream.name)
         keep = chosen is None or "joined_group_at" in chosen
-
         since = self.context.changed_since.get(self.stream.name)
 
         def page(document, last):
-            return Page(self, done=last, spawn=[(MemberScan(self.stream, r["id"], keep, since, self.context.started), 0)
-                                                for r in document["data"]])
+            processing = [r["id"] for r in document["data"] if (r.get("attributes") or {}).get("is_processing")]
+            if processing:
+                LOGGER.warning("stream %s: Klaviyo is still computing segment(s) %s: their members may be "
+                               "incomplete", self.stream.name, ", ".join(processing))
+            return Page(self, done=last, mark=Mark(partial=True) if processing else None,
+                        spawn=[(MemberScan(self.stream, r["id"], keep, since, self.context.started), 0)
+                               for r in document["data"]])
         yield from client.pages(f"{kind}s", f"/api/{kind}s", params, page)
 
 
@@ -317,8 +333,7 @@ class MemberScan:
         except RefusedError as exc:
             if exc.status != 404:
                 raise
-            _gone(self.stream, self.stream.resource, self.group_id)
-            yield Page(self, done=True)
+            yield _gone(self, self.stream, self.stream.resource, self.group_id)
 
 
 def plan_members(stream, context):

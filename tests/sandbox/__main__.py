@@ -14,12 +14,14 @@ def main():
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--events", type=int, default=3000, help="size of the generated account (shape default)")
-    parser.add_argument("--shape", choices=("default", "sparse", "dense"), default="default",
+    parser.add_argument("--shape", choices=("default", "sparse", "dense", "resources"), default="default",
                         help="default: a mixed year of --events events; sparse: 2,000 events per classic table "
-                             "over a year; dense: 15,000 per classic table in one day (see tests/sandbox/shapes.py)")
+                             "over a year; dense: 15,000 per classic table in one day; resources: 400 campaigns, "
+                             "40 flows (600 actions), 60 templates, 30 tags, 20 lists and 5 segments of about "
+                             "20,000 members each (see tests/sandbox/shapes.py)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--lists", type=int, default=6)
-    parser.add_argument("--segments", type=int, default=4)
+    parser.add_argument("--lists", type=int, help="default 6 (resources: 20)")
+    parser.add_argument("--segments", type=int, help="default 4 (resources: 5)")
     parser.add_argument("--anchor", type=int, help="the account's 'now' (epoch s); default: this minute")
     parser.add_argument("--latency-ms", type=float, default=0)
     parser.add_argument("--rate-scale", type=float, default=1.0, help="multiply the documented rate limits")
@@ -30,12 +32,17 @@ def main():
                         help="add campaign and flow sends for the report endpoints (tests/sandbox/reports.py)")
     parser.add_argument("--report-daily-cap", type=int, default=225, help="report requests per endpoint a day")
     args = parser.parse_args()
-    if args.shape == "default":
-        account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=args.lists,
-                           segments=args.segments)
+    if args.shape == "resources":      # its own list and segment counts unless given
+        account = shapes.resources(seed=args.seed, anchor=args.anchor,
+                                   **{k: v for k, v in (("lists", args.lists), ("segments", args.segments))
+                                      if v is not None})
     else:
-        account = getattr(shapes, args.shape)(seed=args.seed, anchor=args.anchor, lists=args.lists,
-                                              segments=args.segments)
+        lists = 6 if args.lists is None else args.lists
+        segments = 4 if args.segments is None else args.segments
+        if args.shape == "default":
+            account = generate(events=args.events, seed=args.seed, anchor=args.anchor, lists=lists, segments=segments)
+        else:
+            account = getattr(shapes, args.shape)(seed=args.seed, anchor=args.anchor, lists=lists, segments=segments)
     if args.report_events:
         from . import reports
         reports.populate(account, seed=args.seed)
@@ -50,6 +57,10 @@ def main():
     info = {"base_url": base_url, "api_key": API_KEY, "no_events_key": NO_EVENTS_KEY,
             "events": sum(len(v) for v in account.events.values()), "anchor": account.anchor, "since": since,
             "classic_events": shapes.classic_counts(account, since, account.anchor + 1)}
+    if getattr(account, "entities", None) is not None:     # what the resource streams hold (no shape but default)
+        info["resources"] = shapes.resource_counts(account)
+    if args.shape == "resources":       # ids a benchmark changes through the admin calls
+        info["resource_samples"] = shapes.resource_samples(account)
     print(json.dumps(info), flush=True)
     if args.ready_file:
         with open(args.ready_file, "w") as handle:

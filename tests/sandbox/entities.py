@@ -198,16 +198,67 @@ def _one(kind, item_id):
     return {"data": {"type": kind, "id": item_id}}
 
 
-def populate(account, rng):
-    """Add the entities to a generated account, drawing only from `rng`."""
+@dataclass
+class Scale:
+    """populate() at another size (shapes.resources): totals of each kind, every created and updated
+    time within `span` before the anchor (never after it), about `members` members per list and
+    segment drawn from the account's profiles. The tags are at least the fixed generator's 12; the
+    flows begin with its 9 (28 actions), the rest of flow_actions spread over the flows added."""
+    campaigns: int = 400
+    flows: int = 40
+    flow_actions: int = 600
+    templates: int = 60
+    tags: int = 30
+    members: int = 20000
+    span: int = YEAR
+
+    def per_channel(self):
+        """The campaigns split over the channels as CAMPAIGNS_PER_CHANNEL splits them."""
+        whole = sum(CAMPAIGNS_PER_CHANNEL.values())
+        counts = {channel: round(self.campaigns * n / whole) for channel, n in CAMPAIGNS_PER_CHANNEL.items()}
+        counts[CHANNELS[-1]] = max(0, self.campaigns - sum(counts[c] for c in CHANNELS[:-1]))
+        return counts
+
+    def flow_specs(self, rng):
+        """FLOWS, then more flows after their patterns (name, trigger, status) with chains of random
+        action types whose lengths add up to flow_actions in all."""
+        specs = list(FLOWS[:self.flows])
+        more = self.flows - len(specs)
+        left = max(0, self.flow_actions - sum(len(chain) for *_, chain in specs))
+        if more <= 0:
+            return specs
+        weights = [rng.uniform(0.3, 1.7) for _ in range(more)]
+        lengths = [int(left * w / sum(weights)) for w in weights]
+        for _ in range(left - sum(lengths)):
+            lengths[rng.randrange(more)] += 1
+        patterns = [f for f in FLOWS if f[4]]       # the configured ones
+        kinds, kind_weights = zip(*SCALED_ACTION_TYPES)
+        for k, length in enumerate(lengths):
+            name, trigger, status, archived, _ = patterns[k % len(patterns)]
+            archived = archived or k % 10 == 9
+            specs.append((f"{name} {k // len(patterns) + 2}", trigger, "draft" if archived else status, archived,
+                          tuple(rng.choices(kinds, kind_weights, k=length))))
+        return specs
+
+
+# the action types of Scale's added flows, weighted
+SCALED_ACTION_TYPES = (("send-email", 8), ("time-delay", 6), ("send-sms", 2), ("conditional-split", 2),
+                       ("send-mobile-push", 1), ("update-profile", 1), ("send-webhook", 1))
+
+
+def populate(account, rng, scale=None):
+    """Add the entities to a generated account, drawing only from `rng`; at the fixed small size,
+    or at `scale` (a Scale)."""
     entities = of(account)
     ids = _Ids(rng, [m["id"] for m in account.metrics])
+    span = 2 * YEAR if scale is None else scale.span
     _enrich_profiles(account, entities, rng)
-    _tags(entities, rng, ids)
-    _templates(account, entities, rng, ids)
-    _campaigns(account, entities, rng, ids)
-    _flows(account, entities, rng, ids)
-    _members(account, entities, rng)
+    _tags(entities, rng, ids, 0 if scale is None else max(0, scale.tags - len(TAGS)))
+    _templates(account, entities, rng, ids, TEMPLATES if scale is None else scale.templates, span)
+    _campaigns(account, entities, rng, ids, CAMPAIGNS_PER_CHANNEL if scale is None else scale.per_channel(), span,
+               past=scale is not None)
+    _flows(account, entities, rng, ids, FLOWS if scale is None else scale.flow_specs(rng), span)
+    _members(account, entities, rng, None if scale is None else scale.members)
     _tag_everything(account, entities, rng)
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
@@ -262,18 +313,25 @@ def _enrich_profiles(account, entities, rng):
         }
 
 
-def _tags(entities, rng, ids):
+def _tags(entities, rng, ids, extra=0):
     for name, exclusive, default in TAG_GROUPS:
         entities.tag_groups.append({"type": "tag-group", "id": ids.uuid(),
                                     "attributes": {"name": name, "exclusive": exclusive, "default": default},
                                     "relationships": {"tags": {"data": []}}})
     for name, group in TAGS:
-        tag_group = entities.tag_groups[group]
-        tag = {"type": "tag", "id": ids.uuid(), "attributes": {"name": name},
-               "relationships": {"tag-group": _one("tag-group", tag_group["id"]), "lists": {"data": []},
-                                 "segments": {"data": []}, "campaigns": {"data": []}, "flows": {"data": []}}}
-        entities.tags.append(tag)
-        tag_group["relationships"]["tags"]["data"].append({"type": "tag", "id": tag["id"]})
+        _tags_add(entities, ids, name, group)
+    # at scale: more tags, named after the topics, in the three groups by turns
+    for n in range(extra):
+        _tags_add(entities, ids, f"{TOPICS[n % len(TOPICS)]} {n // len(TOPICS) + 1}", n % len(TAG_GROUPS))
+
+
+def _tags_add(entities, ids, name, group):
+    tag_group = entities.tag_groups[group]
+    tag = {"type": "tag", "id": ids.uuid(), "attributes": {"name": name},
+           "relationships": {"tag-group": _one("tag-group", tag_group["id"]), "lists": {"data": []},
+                             "segments": {"data": []}, "campaigns": {"data": []}, "flows": {"data": []}}}
+    entities.tags.append(tag)
+    tag_group["relationships"]["tags"]["data"].append({"type": "tag", "id": tag["id"]})
 
 
 def _template_definition(template_id, name, rng):
@@ -295,11 +353,11 @@ def _template_definition(template_id, name, rng):
                         "styles": {"content_background_color": "#FFFFFF", "border_radius": 0}}]}
 
 
-def _templates(account, entities, rng, ids):
+def _templates(account, entities, rng, ids, count=TEMPLATES, span=2 * YEAR):
     editors = ("SYSTEM_DRAGGABLE", "CODE", "USER_DRAGGABLE", "SIMPLE")
-    for n in range(TEMPLATES):
+    for n in range(count):
         template_id = ids.short()
-        created = account.anchor - 2 * YEAR + rng.randrange(2 * YEAR - DAY)
+        created = account.anchor - span + rng.randrange(span - DAY)
         name = f"{rng.choice(TOPICS)} template {n}"
         editor = editors[n % len(editors)]
         attributes = {
@@ -361,17 +419,19 @@ def _campaign_message(channel, number, name, status, send_time, created, updated
                           "image": {"data": None}}}
 
 
-def _campaigns(account, entities, rng, ids):
+def _campaigns(account, entities, rng, ids, per_channel=CAMPAIGNS_PER_CHANNEL, span=2 * YEAR, past=False):
+    """past: nothing created, scheduled or updated after the anchor (a scheduled campaign was
+    scheduled in the hours before it; only its send time is ahead)."""
     anchor = account.anchor
     audience = [g["id"] for g in account.lists + account.segments]
     template_ids = _email_templates(entities)
     statuses = ("Sent", "Sent", "Variations Sent", "Sent", "Draft", "Scheduled", "Cancelled", "Sent", "Sending")
     for channel in CHANNELS:
-        for number in range(CAMPAIGNS_PER_CHANNEL[channel]):
+        for number in range(per_channel[channel]):
             status = statuses[number % len(statuses)]
             if status == "Variations Sent" and channel != "email":
                 status = "Sent"
-            created = anchor - 2 * YEAR + rng.randrange(2 * YEAR - 30 * DAY)
+            created = anchor - span + rng.randrange(span - 30 * DAY)
             if status == "Scheduled":
                 send_time = anchor + rng.randrange(1, 20) * DAY + 9 * 3600
             elif status in ("Draft", "Cancelled"):
@@ -381,6 +441,8 @@ def _campaigns(account, entities, rng, ids):
             else:
                 send_time = created + rng.randrange(DAY, 20 * DAY)
             scheduled = None if status == "Draft" else (send_time or created + 5 * DAY) - rng.randrange(3600, 3 * DAY)
+            if past and scheduled is not None and scheduled > anchor - 3600:
+                scheduled = anchor - rng.randrange(3600, 3 * DAY)
             updated = max(created, scheduled or created) + rng.randrange(3600)
             name = f"{rng.choice(TOPICS)} – {channel} {number}"
             if send_time is None or status == "Draft":
@@ -470,14 +532,14 @@ def _action_data(kind, status, number, rng):
     return {"message": None, "status": status}
 
 
-def _flows(account, entities, rng, ids):
+def _flows(account, entities, rng, ids, specs=FLOWS, span=2 * YEAR):
     anchor = account.anchor
     template_ids = _email_templates(entities)
-    for name, trigger, status, archived, chain in FLOWS:
-        created = anchor - 2 * YEAR + rng.randrange(YEAR)
+    for name, trigger, status, archived, chain in specs:
+        created = anchor - span + rng.randrange(span // 2)
         flow = {"type": "flow", "id": ids.short(), "attributes": {
             "name": name, "status": status, "archived": archived, "created": iso(created),
-            "updated": iso(created + rng.randrange(YEAR)), "trigger_type": trigger},
+            "updated": iso(created + rng.randrange(span // 2)), "trigger_type": trigger},
             "relationships": {"flow-actions": {"data": []}, "tags": {"data": []}}}
         entities.flows.append(flow)
         action_ids = [ids.digits() for _ in chain]
@@ -486,7 +548,7 @@ def _flows(account, entities, rng, ids):
             following = action_ids[position + 1] if position + 1 < len(action_ids) else None
             action_status = "disabled" if (name, position) == ("Abandoned Cart", 3) else status
             action_created = created + 60 * (position + 1)
-            action_updated = action_created + rng.randrange(180 * DAY)
+            action_updated = action_created + rng.randrange(min(180 * DAY, span // 2 - DAY))
             data = _action_data(kind, action_status, position, rng)
             links = {"next_if_true": following, "next_if_false": None} if kind == "conditional-split" \
                 else {"next": following}
@@ -510,12 +572,15 @@ def _flows(account, entities, rng, ids):
             flow["relationships"]["flow-actions"]["data"].append({"type": "flow-action", "id": action_id})
 
 
-def _members(account, entities, rng):
+def _members(account, entities, rng, size=None):
+    """Members of each list and segment: a share of the profiles, or about `size` of them."""
     anchor = account.anchor
     profiles = list(account.profiles.values())
     for kind, groups in (("list", account.lists), ("segment", account.segments)):
         for number, group in enumerate(groups):
             share = 0.0 if kind == "list" and number == 2 else 0.25 + 0.1 * (number % 4)   # the third list is empty
+            if size is not None:
+                share = min(1.0, size / max(1, len(profiles)))
             imported = anchor - rng.randrange(30 * DAY, YEAR)     # a bulk import: many join in the same second
             members = {}
             for profile in profiles:

@@ -3,7 +3,9 @@
 - sparse: a small shop, events of the ten classic tables spread thinly over a year;
 - dense: one day holding many thousands of events per classic metric (a big campaign day), with a
   thin history before it that an incremental run from the start of that day must not read;
-- profiles: many profiles and no events, for the `profiles` stream at scale.
+- profiles: many profiles and no events, for the `profiles` stream at scale;
+- resources: campaigns, flows, templates, tags, lists and segments with their members at a real
+  account's scale (entities.populate with an entities.Scale), a modest number of events and profiles.
 
 Both carry pages shaped like Klaviyo's: profiles with the attributes and custom properties a
 Shopify-connected account has (a 1,000-event page with its included profiles is about 1.8 MB),
@@ -15,6 +17,7 @@ import random
 import time
 import uuid
 
+from . import entities
 from .data import API, KLAVIYO, SHOPIFY, WIDE_INTEGER, YEAR, Account, Event, iso, metric_time
 
 DAY = 86400
@@ -234,6 +237,58 @@ def profiles(count=50000, seed=1, anchor=None, lists=4, segments=2):
         created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
         attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
     return account
+
+
+def resources(campaigns=400, flows=40, flow_actions=600, templates=60, tags=30, lists=20, segments=5,
+              members=20000, profiles=30000, per_metric=200, seed=1, anchor=None, wide_every=8000):
+    """The resource streams at scale: `campaigns` (with their messages, over the three channels, some
+    archived), `flows` with `flow_actions` actions in all and their messages, `templates`, `tags`,
+    `lists` and `segments` of about `members` members each, drawn from `profiles` profiles (so a
+    profile is in many), and per_metric events per classic table. The campaigns, flows, actions,
+    messages and templates are created and updated in the year before the anchor, never after it
+    (members joined after their profile was created, in the two years before the anchor)."""
+    anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
+    rng = random.Random(seed)
+    account = _new_account(rng, anchor, profiles, lists, segments)
+    for profile in account.profiles.values():
+        attributes = profile["attributes"]
+        # the rich profile may date its update up to a year after creation, past the anchor
+        created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
+        attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
+    times = {name: [anchor - YEAR + rng.randrange(YEAR - 3600) for _ in range(per_metric)]
+             for name in CLASSIC_TABLE_METRICS}
+    _fill(account, rng, times, wide_every)
+    scale = entities.Scale(campaigns=campaigns, flows=flows, flow_actions=flow_actions, templates=templates,
+                           tags=tags, members=members)
+    entities.populate(account, random.Random(f"entities:{seed}"), scale)
+    return account
+
+
+def resource_counts(account):
+    """What the resource streams hold, per kind (the sandbox's ready line for the resources shape)."""
+    held = entities.of(account)
+    return {"campaigns": len(held.campaigns), "campaign_messages": len(held.campaign_messages),
+            "archived_campaigns": sum(1 for c in held.campaigns if c["attributes"]["archived"]),
+            "flows": len(held.flows), "flow_actions": len(held.flow_actions),
+            "flow_messages": len(held.flow_messages), "templates": len(held.templates), "tags": len(held.tags),
+            "lists": len(account.lists), "segments": len(account.segments),
+            "list_members": sum(len(m) for m in held.members["list"].values()),
+            "segment_members": sum(len(m) for m in held.members["segment"].values())}
+
+
+def resource_samples(account, members=5):
+    """Ids a benchmark changes through the admin calls: a campaign per channel, two flows, a template,
+    a list with members and `members` profiles not in it."""
+    held = entities.of(account)
+    by_channel = {}
+    for campaign in held.campaigns:
+        by_channel.setdefault(held.channel[campaign["id"]], campaign["id"])
+    flows = [f["id"] for f in held.flows if f["relationships"]["flow-actions"]["data"]]
+    group = next((g["id"] for g in account.lists if held.members["list"].get(g["id"])), None)
+    joined = held.members["list"].get(group, {})
+    return {"campaigns": list(by_channel.values()), "flows": flows[len(flows) // 3::len(flows) // 3 or 1][:2],
+            "templates": [t["id"] for t in held.templates[len(held.templates) // 2:][:1]], "list": group,
+            "profiles_not_in_list": [pid for pid in account.profiles if pid not in joined][:members]}
 
 
 def classic_counts(account, since, until):
