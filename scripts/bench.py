@@ -506,7 +506,7 @@ def bench_resources(args, source, workdir, results):
         # the rows the streams hold (`lists` reads the lists and the segments)
         held = sum(counts[k] for k in ("lists", "segments", "campaigns", "campaign_messages", "flows", "flow_actions",
                                         "flow_messages", "templates", "tags", "list_members", "segment_members"))
-        print(f"\n## resources: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items())
+        print("\n## resources: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items())
               + f" ({held} rows, global exclusions aside; sandbox ready in {time.monotonic() - started:.0f} s)",
               flush=True)
         print(f"  streams {', '.join(streams)}; the bench's default config (list_person_count false: the runs "

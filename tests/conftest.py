@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from urllib.parse import urlencode
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,32 @@ class Sandbox:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request) as response:
             return json.loads(response.read())
+
+    def api(self, path, params=None, *, revision, key=API_KEY, body=None):
+        """(status, document, headers) of one API request: a GET, or a POST of body. path may be a
+        whole URL (a links.next as Klaviyo gave it). A refusal is answered, not raised."""
+        url = path if path.startswith("http") else self.base_url + path + ("?" + urlencode(params) if params else "")
+        headers = {"Authorization": f"Klaviyo-API-Key {key}", "accept": "application/vnd.api+json"}
+        if revision is not None:
+            headers["revision"] = revision
+        if body is not None:
+            headers["Content-Type"] = "application/vnd.api+json"
+        request = urllib.request.Request(url, headers=headers, data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, json.loads(response.read()), dict(response.headers)
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read()), dict(error.headers)
+
+    def admin(self, path, payload):
+        """(status, body) of an admin POST; post() raises on a refusal instead."""
+        request = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
 
     def dump(self):
         return self.get("/__sandbox/dump")

@@ -9,13 +9,9 @@ id; what the spec does not allow is refused. Expected values come from /__sandbo
 import calendar
 import json
 import time
-import urllib.error
-import urllib.request
-from urllib.parse import urlencode
 
 import pytest
 
-from tests.sandbox.server import API_KEY
 
 REVISION = "2026-07-15"
 OMNICHANNEL = "2026-10-15"
@@ -34,25 +30,11 @@ def small(make_sandbox):
 
 
 def call(sandbox, path, params=None, revision=REVISION):
-    url = path if path.startswith("http") else sandbox.base_url + path + ("?" + urlencode(params) if params else "")
-    request = urllib.request.Request(url, headers={"Authorization": f"Klaviyo-API-Key {API_KEY}",
-                                                   "revision": revision, "accept": "application/vnd.api+json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return sandbox.api(path, params, revision=revision)[:2]
 
 
 def admin(sandbox, path, payload):
-    """(status, body) of an admin POST; conftest's Sandbox.post raises on the refusals tested here."""
-    request = urllib.request.Request(sandbox.base_url + path, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return sandbox.admin(path, payload)
 
 
 def ids(sandbox, path, params=None, revision=REVISION):

@@ -2,11 +2,7 @@
 required filters, scopes and tiers, and the admin calls that change the account during a run.
 Expected values come from /__sandbox/dump, computed here."""
 import calendar
-import json
 import time
-import urllib.error
-import urllib.request
-from urllib.parse import urlencode
 
 import pytest
 
@@ -30,14 +26,7 @@ def dump(shared):
 
 
 def call(sandbox, path, params=None, key=API_KEY, revision=REVISION):
-    url = path if path.startswith("http") else sandbox.base_url + path + ("?" + urlencode(params) if params else "")
-    request = urllib.request.Request(url, headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": revision,
-                                                   "accept": "application/vnd.api+json"})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read()), dict(response.headers)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), dict(error.headers)
+    return sandbox.api(path, params, key=key, revision=revision)
 
 
 def pages(sandbox, path, params=None, revision=REVISION):

@@ -26,16 +26,7 @@ PATH = "/api/metric-aggregates"
 
 def call(sandbox, body, revision=REVISION, key=API_KEY, query=None):
     """(status, document, headers) of one POST /api/metric-aggregates."""
-    headers = {"Authorization": f"Klaviyo-API-Key {key}", "Content-Type": "application/vnd.api+json"}
-    if revision is not None:
-        headers["revision"] = revision
-    url = sandbox.base_url + PATH + ("?" + urllib.parse.urlencode(query) if query else "")
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read()), response.headers
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read()), error.headers
+    return sandbox.api(PATH, query, revision=revision, key=key, body=body)
 
 
 def text(epoch, zone=timezone.utc):
@@ -80,11 +71,8 @@ def events_between(sandbox, metric_id, lower, upper):
     """Ids /api/events serves for the metric in [lower, upper) (one page: the tests' windows are small)."""
     query = {"filter": f'equals(metric_id,"{metric_id}"),greater-or-equal(datetime,{text(lower)}),'
                        f"less-than(datetime,{text(upper)})", "page[size]": "1000"}
-    request = urllib.request.Request(sandbox.base_url + "/api/events?" + urllib.parse.urlencode(query),
-                                     headers={"Authorization": f"Klaviyo-API-Key {API_KEY}", "revision": REVISION})
-    with urllib.request.urlopen(request) as response:
-        document = json.loads(response.read())
-    assert document["links"]["next"] is None
+    status, document, _ = sandbox.api("/api/events", query, revision=REVISION)
+    assert status == 200 and document["links"]["next"] is None
     return {event["id"] for event in document["data"]}
 
 

@@ -3,9 +3,6 @@ and messages in their new shape, their audiences and variations, the endpoints t
 the spec rules that refuse what 2026-10-15 no longer takes (the channel filter, the old fields) and
 filter values of the wrong kind. Expected values come from /__sandbox/dump's "omnichannel" part."""
 import json
-import urllib.error
-import urllib.request
-from urllib.parse import urlencode
 
 import pytest
 
@@ -38,13 +35,7 @@ def omni(dump):
 
 
 def call(sandbox, path, params=None, revision=OMNI, key=API_KEY):
-    url = path if path.startswith("http") else sandbox.base_url + path + ("?" + urlencode(params) if params else "")
-    request = urllib.request.Request(url, headers={"Authorization": f"Klaviyo-API-Key {key}", "revision": revision})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return sandbox.api(path, params, key=key, revision=revision)[:2]
 
 
 def ok(sandbox, path, params=None, revision=OMNI):

@@ -83,10 +83,11 @@ def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None)
 
 
 def _count(fresh, metric_of, counted_from):
+    column = metric_of.column if isinstance(metric_of, MetricColumn) else None
     counted = {}
     for instant, row in fresh:
         if instant >= counted_from:
-            metric_id = row.get(metric_of.column) if isinstance(metric_of, MetricColumn) else metric_of
+            metric_id = row.get(column) if column else metric_of
             if metric_id is None:
                 continue    # an event whose metric Klaviyo does not name is in no metric's count
             key = (metric_id, instant // DAY)

@@ -224,6 +224,15 @@ def dense(per_metric=15000, seed=1, anchor=None, profiles=None, history_per_metr
     return account
 
 
+def _updated_before(account, rng, anchor):
+    """Each profile's updated between its creation and a minute before the anchor (the rich profile
+    may date its update up to a year after creation, past the anchor)."""
+    for profile in account.profiles.values():
+        attributes = profile["attributes"]
+        created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
+        attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
+
+
 def profiles(count=50000, seed=1, anchor=None, lists=4, segments=2):
     """count Shopify-like profiles and no events: what the `profiles` stream reads at scale. Each
     profile's updated falls between its creation and a minute before the anchor, so a sync from
@@ -231,11 +240,7 @@ def profiles(count=50000, seed=1, anchor=None, lists=4, segments=2):
     anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
     rng = random.Random(seed)
     account = _new_account(rng, anchor, count, lists, segments)
-    for profile in account.profiles.values():
-        attributes = profile["attributes"]
-        # the rich profile may date its update up to a year after creation, past the anchor
-        created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
-        attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
+    _updated_before(account, rng, anchor)
     return account
 
 
@@ -250,11 +255,7 @@ def resources(campaigns=400, flows=40, flow_actions=600, templates=60, tags=30, 
     anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
     rng = random.Random(seed)
     account = _new_account(rng, anchor, profiles, lists, segments)
-    for profile in account.profiles.values():
-        attributes = profile["attributes"]
-        # the rich profile may date its update up to a year after creation, past the anchor
-        created = calendar.timegm(time.strptime(attributes["created"], "%Y-%m-%dT%H:%M:%S+00:00"))
-        attributes["updated"] = iso(created + rng.randrange(max(1, anchor - 60 - created)))
+    _updated_before(account, rng, anchor)
     times = {name: [anchor - YEAR + rng.randrange(YEAR - 3600) for _ in range(per_metric)]
              for name in CLASSIC_TABLE_METRICS}
     _fill(account, rng, times, wide_every)
