@@ -12,7 +12,7 @@ from ..engine import Page
 from ..state import Mark
 from ..output import envelope, time_extracted
 from ..rows import member_row, resource_row, shaped_row
-from ..streams import COLLECTION, available, compose_filter, partitions
+from ..streams import COLLECTION, available, compose_filter, partitions, root_of
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -211,12 +211,6 @@ class IncludedRows:
         yield Page(self, self.lines, self.count, done=True, mark=Mark(partial=True) if self.partial else None)
 
 
-def _root(stream, context):
-    while stream.parent:
-        stream = context.rows[stream.parent]
-    return stream
-
-
 def plan_collection(stream, context):
     if not available(stream, context.config.revision):
         LOGGER.warning("stream %s: Klaviyo has it from API revision %s on, and this run uses %s: no rows (set "
@@ -225,7 +219,7 @@ def plan_collection(stream, context):
         return []
     if stream.updated_field:
         return _plan_updated_range(stream, context)
-    root = _root(stream, context)
+    root = root_of(stream, context.rows)
     if root.name != stream.name and root.name in context.selected:
         return []           # the selected root's scan queues this stream under each parent
     # the first selected stream of a tree plans its root, read silently when not itself selected
