@@ -41,10 +41,11 @@ SETTINGS = (
             "Klaviyo shows late are caught; each run compares Klaviyo's per-day counts of each metric (one "
             "request per metric) with the stream's and re-reads only the days that differ (0: off)",
             minimum=0, maximum=365),
-    Setting("full_refresh_days", "integer", 7, "Resource streams (lists, global_exclusions, campaigns, flows, "
-            "templates, tags, members...): days after a full read before the next one, which ends with an "
-            "ACTIVATE_VERSION message so that a target drops or marks the rows Klaviyo no longer has (0: every "
-            "run)", minimum=0),
+    Setting("full_refresh_days", "integer", 7, "Resource streams Klaviyo can filter by change (global_exclusions, "
+            "campaigns, flows, templates, members): days after a full read before the next, which ends with an "
+            "ACTIVATE_VERSION message so that a target drops or marks the rows Klaviyo no longer has; runs between "
+            "read only what changed (0: every run, as a target that replaces a table on each run needs)",
+            minimum=0),
     Setting("list_person_count", "boolean", True, "Fetch each list's and segment's profile count "
             "(1 call per second); false writes null"),
     Setting("concurrency", "integer", 32, "HTTP requests in flight at once, across and within "
