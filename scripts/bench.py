@@ -28,6 +28,14 @@ A per-page figure first: parse, map and serialize one 1,000-event page of the sh
 a first run, a run from its state with nothing changed, and a run after a few changes (see
 bench_resources). The flow endpoints' documented 3/s and 60/min make the first run take minutes.
 
+--whole-only replaces all of that with one first run of EVERY stream (every column too, flows'
+definition included) on the whole shape, a mid-size shop's counts of everything (shapes.WHOLE and each
+area's realistic counts): wall against the physical limit of one API key, the floor its requests
+leave: per rate-limit family (Klaviyo limits each endpoint on its own: Klaviyo's rate-limit guide and
+its community answer that the tiers "apply to the different limits for endpoints"), requests ÷ the
+family's per-minute limit, the slowest family's floor; and, as the issue words it, per tier (every
+family of a tier summed, as if the tier were one budget), the slowest tier's floor.
+
 --mechanisms ROUNDS replaces all of that: on sparse and dense (and `events` on --events-shapes),
 ROUNDS rounds of syncs with each concurrency mechanism switched off in turn (the catalog metrics'
 head start, the decode helper), in an order rotated per round; medians of wall and CPU, and the
@@ -554,6 +562,77 @@ def bench_resources(args, source, workdir, results):
         sandbox.close()
 
 
+def tier_floor(requests, burst, steady):
+    """Least seconds `requests` take at `burst` a second and `steady` a minute (fixed windows)."""
+    minutes, rest = divmod(requests, steady)
+    if rest == 0 and minutes:
+        minutes, rest = minutes - 1, steady
+    return minutes * 60 + rest / burst
+
+
+TIER_NAMES = {(1, 15): "XS", (3, 60): "S", (10, 150): "M", (75, 700): "L", (75, 750): "L", (350, 3500): "XL",
+              (1, 2): "reports"}
+
+
+def select_everything(catalog):
+    """Every stream and every column selected, those unselected by default too (flows' definition)."""
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["metadata"].get("inclusion") != "unsupported":
+                item["metadata"]["selected"] = True
+    return catalog
+
+
+def bench_whole(args, source, workdir, results):
+    """One first run with every stream selected on the whole shape; wall against the floors."""
+    sys.path.insert(0, str(source))
+    from tap_klaviyo import revisions
+    from tap_klaviyo.ratelimit import family_limits
+    started = time.monotonic()
+    sandbox = Sandbox("whole", 0, args, workdir)
+    try:
+        counts = sandbox.info.get("resources", {})
+        print("\n## whole account: " + ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items())
+              + f", {sandbox.info['events']} events (sandbox ready in {time.monotonic() - started:.0f} s)", flush=True)
+        config, config_path, catalog_path, _ = write_inputs(sandbox, source, workdir, "whole", args.config_extra,
+                                                            (), "whole")
+        catalog = select_everything(json.loads(catalog_path.read_text()))
+        catalog_path.write_text(json.dumps(catalog))
+        streams = [entry["tap_stream_id"] for entry in catalog["streams"]]
+        print(f"  {len(streams)} streams, every column; {args.latency_ms:g} ms a request; documented rate limits",
+              flush=True)
+        run = run_once(sandbox, source, workdir, "whole-first", (config, config_path, catalog_path, None), None, 7200)
+        if run is None:
+            sys.exit("whole: the first run took more than 2 hours")
+        floors, tiers = {}, {}
+        for family, count in run["by_family"].items():
+            try:
+                burst, steady = family_limits(family, revisions.DEFAULT)
+            except KeyError:
+                print(f"  !! family {family}: no limits known to the tap", flush=True)
+                continue
+            floors[family] = (tier_floor(count, burst, steady), count, burst, steady)
+            tier = tiers.setdefault(TIER_NAMES.get((burst, steady), f"{burst}/s {steady}/min"), [0, burst, steady])
+            tier[0] += count
+        slowest = max(floors, key=lambda f: floors[f][0])
+        floor, count, burst, steady = floors[slowest]
+        tier_floors = {name: tier_floor(n, burst_, steady_) for name, (n, burst_, steady_) in tiers.items()}
+        slow_tier = max(tier_floors, key=tier_floors.get)
+        print(f"  first run: {run['requests']} requests, {run['records']} records, {run['wall_s']:.0f} s wall, "
+              f"CPU {run['cpu_s']:.0f} s, peak RSS {run['peak_rss_mb']:.0f} MB, 429s={run['throttled_429']}", flush=True)
+        print("  requests per family: " + ", ".join(f"{f} {n}" for f, n in sorted(run["by_family"].items())), flush=True)
+        print(f"  floor per endpoint family: slowest {slowest} ({count} requests at {burst}/s, {steady}/min) "
+              f"{floor:.0f} s; wall / floor = {run['wall_s'] / max(floor, 1):.2f}", flush=True)
+        print("  floor per tier (families summed): " + ", ".join(
+            f"{name} {tiers[name][0]} requests {tier_floors[name]:.0f} s" for name in sorted(tiers))
+            + f"; slowest {slow_tier}: wall / floor = {run['wall_s'] / max(tier_floors[slow_tier], 1):.2f}", flush=True)
+        run.pop("state", None)
+        results["whole"] = {"counts": counts, "floor_family": [slowest, floor], "floor_tier": [slow_tier,
+                            tier_floors[slow_tier]], "runs": {"first": run}}
+    finally:
+        sandbox.close()
+
+
 # --mechanisms: each concurrency mechanism switched off in turn, all else at its default: the
 # catalog metrics' head start by a catalog without the metric ids --discover notes (the
 # look-up-first path), the decode helper by config decode_processes 0. A variant may also set
@@ -666,6 +745,9 @@ def main():
     parser.add_argument("--resources-only", action="store_true",
                         help="only the resource streams on the resources shape: a first run, a run with nothing "
                              "changed and one after a few changes (results to resources.json unless --label)")
+    parser.add_argument("--whole-only", action="store_true",
+                        help="only a first run of every stream on the whole shape, against the rate-limit floors "
+                             "(results to whole.json unless --label)")
     parser.add_argument("--skip-page", action="store_true", help="skip the per-page figure")
     parser.add_argument("--source", default=str(ROOT), help="the tap's source tree to run (default: this one)")
     parser.add_argument("--config-extra", type=json.loads, default={},
@@ -676,7 +758,7 @@ def main():
                         help="where inputs, logs and results go (default: bench-results)")
     parser.add_argument("--compare", help="a results file of an earlier run: print wall-clock ratios against it")
     args = parser.parse_args()
-    args.label = args.label or ("resources" if args.resources_only else "last")
+    args.label = args.label or ("resources" if args.resources_only else "whole" if args.whole_only else "last")
     args.serial_shapes = set(args.serial_shapes.split(","))
     args.events_shapes = set(filter(None, args.events_shapes.split(",")))
     args.helper_shapes = set(filter(None, args.helper_shapes.split(",")))
@@ -701,7 +783,10 @@ def main():
     results, began = {}, time.monotonic()
     if args.resources_only:
         bench_resources(args, source, workdir, results)
-    for shape in [] if args.late_only or args.resources_only else shapes:
+    if args.whole_only:
+        bench_whole(args, source, workdir, results)
+    only = args.late_only or args.resources_only or args.whole_only
+    for shape in [] if only else shapes:
         if args.mechanisms:
             if shape in ("sparse", "dense"):
                 bench_mechanisms(shape, args, source, workdir, results)
@@ -712,7 +797,7 @@ def main():
         sizes = [int(n) for n in args.default_sizes.split(",")] if shape == "default" else [0]
         for events in sizes:
             bench_shape(shape, events, args, source, workdir, results)
-    for shape in [] if args.mechanisms or args.resources_only else args.late_shapes:
+    for shape in [] if args.mechanisms or args.resources_only or args.whole_only else args.late_shapes:
         bench_late(shape, args, source, workdir, results)
     (workdir / f"{args.label}.json").write_text(json.dumps(results, indent=1))
     print(f"\n# {time.monotonic() - began:.0f} s in all; results in {workdir / (args.label + '.json')}")

@@ -14,11 +14,12 @@ def main():
     parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--events", type=int, default=3000, help="size of the generated account (shape default)")
-    parser.add_argument("--shape", choices=("default", "sparse", "dense", "resources"), default="default",
+    parser.add_argument("--shape", choices=("default", "sparse", "dense", "resources", "whole"), default="default",
                         help="default: a mixed year of --events events; sparse: 2,000 events per classic table "
                              "over a year; dense: 15,000 per classic table in one day; resources: 400 campaigns, "
                              "40 flows (600 actions), 60 templates, 30 tags, 20 lists and 5 segments of about "
-                             "20,000 members each (see tests/sandbox/shapes.py)")
+                             "20,000 members each; whole: every stream's data at a mid-size shop's counts "
+                             "(see tests/sandbox/shapes.py)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lists", type=int, help="default 6 (resources: 20)")
     parser.add_argument("--segments", type=int, help="default 4 (resources: 5)")
@@ -32,7 +33,9 @@ def main():
                         help="add campaign and flow sends for the report endpoints (tests/sandbox/reports.py)")
     parser.add_argument("--report-daily-cap", type=int, default=225, help="report requests per endpoint a day")
     args = parser.parse_args()
-    if args.shape == "resources":      # its own list and segment counts unless given
+    if args.shape == "whole":
+        account = shapes.whole(seed=args.seed, anchor=args.anchor)
+    elif args.shape == "resources":      # its own list and segment counts unless given
         account = shapes.resources(seed=args.seed, anchor=args.anchor,
                                    **{k: v for k, v in (("lists", args.lists), ("segments", args.segments))
                                       if v is not None})

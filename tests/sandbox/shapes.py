@@ -5,7 +5,10 @@
   thin history before it that an incremental run from the start of that day must not read;
 - profiles: many profiles and no events, for the `profiles` stream at scale;
 - resources: campaigns, flows, templates, tags, lists and segments with their members at a real
-  account's scale (entities.populate with an entities.Scale), a modest number of events and profiles.
+  account's scale (entities.populate with an entities.Scale), a modest number of events and profiles;
+- whole: everything every stream reads, at a mid-size shop's counts (the resources account's
+  campaigns and flows, a year of events, catalog, coupons, forms, reviews, push tokens, images and
+  report sends), for a first run with every stream selected.
 
 Both carry pages shaped like Klaviyo's: profiles with the attributes and custom properties a
 Shopify-connected account has (a 1,000-event page with its included profiles is about 1.8 MB),
@@ -263,6 +266,32 @@ def resources(campaigns=400, flows=40, flow_actions=600, templates=60, tags=30, 
                            tags=tags, members=members)
     entities.populate(account, random.Random(f"entities:{seed}"), scale)
     return account
+
+
+# A mid-size shop (inferred from the shapes Klaviyo's own docs and the peers' issue threads show: no
+# published distribution exists): what shapes.whole holds besides the resources account's entities.
+WHOLE = {"profiles": 40000, "per_metric": 4000, "lists": 15, "segments": 8, "members": 4000}
+
+
+def whole(seed=1, anchor=None, wide_every=8000, **counts):
+    """Every stream's data at a mid-size shop's counts: the resources account (campaigns, flows,
+    templates, tags, lists and segments with members) with a year of events, then each area's own
+    generator at its realistic counts (the catalog, coupons, forms, reviews, push tokens, images,
+    attributions, text-message events) and campaign and flow sends for the reports."""
+    sizes = dict(WHOLE, **counts)
+    account = resources(profiles=sizes["profiles"], per_metric=sizes["per_metric"], lists=sizes["lists"],
+                        segments=sizes["segments"], members=sizes["members"], seed=seed, anchor=anchor,
+                        wide_every=wide_every)
+    for grow in WHOLE_AREAS:
+        grow(account)
+    from . import reports
+    reports.populate(account, seed=seed)
+    entities.of(account).reindex()
+    return account
+
+
+# each area's generator at realistic counts (filled where each area lives: tests/sandbox/<area>.py)
+WHOLE_AREAS = []
 
 
 def resource_counts(account):
