@@ -239,7 +239,7 @@ _ROWS = (
     # the spec's x-klaviyo-filters give coupon.id's operators a list only (its example a single value):
     # any() with a one-id list is valid in every revision
     _collection("coupon_codes", "GET /api/coupon-codes", "coupon-code", parent="coupons", parent_column="coupon_id",
-                parent_filter="any(coupon.id,[{id}])",
+                parent_filter="any(coupon.id,[{id}])", reads=("GET /api/coupons",),
                 revised=(revised("2026-04-15", related=(("profile_id", "profile"),)),)),
     _collection("catalog_items", "GET /api/catalog-items", "catalog-item"),
     # before 2026-04-15 a variant names no item: one request chain per item, filtered on it

@@ -20,6 +20,7 @@ code's profile, a variant's item, a category's items and a review's item from 20
 spec gives them as links only before). `page[size]` exists from 2026-04-15 on for all but reviews;
 before, the page is 100 (the catalog's descriptions say so; for coupons and codes it is inferred).
 A review list with no `status` filter answers every status (inferred: the spec names no default).
+Coupons have `monitor_configuration` from 2025-07-15 on.
 
 Data is drawn from its own Random (seeded from this module's name and the account's anchor), after
 the rest of the account is built, so nothing else changes. Counts are a Counts (test defaults).
@@ -295,11 +296,20 @@ COUPON_CODE_FILTERS = {
 CREATED = {"created": _time("created")}
 
 
+MONITORED = "2025-07-15"         # coupons have monitor_configuration from this revision on
+
+
+def _coupon(url, coupon, query, revision):
+    if revision < MONITORED:
+        coupon = {**coupon, "attributes": {k: v for k, v in coupon["attributes"].items() if k != "monitor_configuration"}}
+    return _render(url, coupon, _entities._fields(query, "coupon"), None)
+
+
 def coupons(sandbox, query, revision, base):
     catalog = of(sandbox.account)
     version = catalog.version
     page, token = _page(sandbox, catalog, "coupons", list(catalog.coupons), query, {}, [], version=version)
-    data = [_render(sandbox.base_url, c, _entities._fields(query, "coupon"), None) for c in page]
+    data = [_coupon(sandbox.base_url, c, query, revision) for c in page]
     return _entities._body(sandbox, base, query, data, token)
 
 
@@ -318,7 +328,7 @@ def coupon_codes(sandbox, query, revision, base):
         data.append(_render(url, code, _entities._fields(query, "coupon-code"), relationships))
         coupon = coupons_by_id.get(code["coupon"])
         if "coupon" in includes and coupon is not None:
-            included.add(coupon, lambda: _render(url, coupon, _entities._fields(query, "coupon"), None))
+            included.add(coupon, lambda: _coupon(url, coupon, query, revision))
     return _entities._body(sandbox, base, query, data, token, included.items if includes else None)
 
 
