@@ -134,6 +134,14 @@ def test_the_coupon_code_list_refuses_a_request_without_its_filter(account):
                                           revision=revision)
         assert status == 200 and document["data"] and \
             {r["relationships"]["coupon"]["data"]["id"] for r in document["data"]} == {"WELCOME10"}
+        # "A coupon/coupons or a profile/profiles must be provided": a profile alone will do, another
+        # field alone will not
+        code = next(c for c in account.dump()["coupon_codes"] if c["profile"])
+        status, document, _ = account.api("/api/coupon-codes", {"filter": f"any(profile.id,['{code['profile']}'])"},
+                                          revision=revision)
+        assert status == 200 and code["id"] in {r["id"] for r in document["data"]}
+        status, document, _ = account.api("/api/coupon-codes", {"filter": "equals(status,'USED')"}, revision=revision)
+        assert status == 400 and "coupon/coupons or a profile/profiles" in document["errors"][0]["detail"]
 
 
 DESELECTED = {"coupons": ["description"], "coupon_codes": ["expires_at", "profile_id"],

@@ -264,7 +264,7 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
-    catalog.populate(account)
+    catalog.populate(account, getattr(scale, "catalog", None))     # a Scale may carry a catalog.Counts
 
 
 def _enrich_profiles(account, entities, rng):
