@@ -304,3 +304,14 @@ def test_scopes_and_tiers_from_the_spec():
         for name in ("coupon_codes", "catalog_items", "catalog_variants", "catalog_categories"):
             assert family_limits(name, revision) == (350, 3500), (name, revision)
         assert family_limits("reviews", revision) == (10, 150)
+
+
+@pytest.mark.parametrize("revision, field", [(revisions.DEFAULT, "id"), (OLD, "description")])
+def test_codes_alone_read_the_coupons_for_their_ids_only(account, tmp_path, revision, field):
+    account.log.clear()
+    run = run_tap(tmp_path, account.config(revision=revision), catalog=catalog_selecting("coupon_codes"))
+    assert keyed("coupon_codes", run.records("coupon_codes")) == expected(account.dump(), "coupon_codes", revision)
+    assert not run.records("coupons")
+    # the smallest field the spec lists for a coupon (`id` itself from 2026-04-15)
+    assert [q[f"fields[coupon]"] for q in account.log.queries("/api/coupons")] == [field]
+    assert {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"} == {"coupon_codes"}
