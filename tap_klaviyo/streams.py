@@ -248,7 +248,8 @@ _ROWS = (
                 revised=(revised("2026-04-15", parent=None, parent_filter=None, related=(("item_id", "item"),)),)),
     _collection("catalog_categories", "GET /api/catalog-categories", "catalog-category"),
     # a store review has no item; before 2026-04-15 no review names its item (item_id left out)
-    _collection("reviews", "GET /api/reviews", "review", revised=(revised("2026-04-15", related=(("item_id", "item"),)),)),
+    _collection("reviews", "GET /api/reviews", "review",
+                revised=(revised("2026-04-15", related=(("item_id", "item"),)),)),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
     # metric list finds the conversion metric (config conversion_metric).

@@ -172,7 +172,8 @@ def populate(account, counts=None):
             "images": [image] + ([image.replace(".jpg", "-2.jpg")] if rng.random() < 0.5 else []),
             "custom_metadata": {"brand": rng.choice(("Northfold", "Harbor & Pine")), "season": rng.choice(("SS", "AW"))}
             if rng.random() < 0.7 else None,
-            "published": rng.random() < 0.85, "created": iso(created), "updated": iso(created + rng.randrange(0, 30 * DAY))}}
+            "published": rng.random() < 0.85, "created": iso(created),
+            "updated": iso(created + rng.randrange(0, 30 * DAY))}}
         catalog.items.append(item)
         for category in rng.sample(catalog.categories, min(len(catalog.categories), rng.randrange(1, 3))):
             category["items"].append(item_id)
@@ -181,7 +182,8 @@ def populate(account, counts=None):
             sku = f"{external}-{color.upper()}-{size}"
             variant_created = created + rng.randrange(0, 5 * DAY)
             variant = {"type": "catalog-variant", "id": PREFIX + sku, "item": item_id, "attributes": {
-                "external_id": sku, "title": f"{product} / {color} / {size}", "description": f"{product} in {color.lower()}",
+                "external_id": sku, "title": f"{product} / {color} / {size}",
+                "description": f"{product} in {color.lower()}",
                 "sku": sku, "inventory_policy": rng.choice((0, 1, 2)), "inventory_quantity": rng.randrange(0, 250),
                 "price": price, "url": item["attributes"]["url"] + f"?variant={sku}",
                 "image_full_url": image, "image_thumbnail_url": None, "images": [image],
@@ -208,8 +210,9 @@ def populate(account, counts=None):
         email = (profile or {}).get("attributes", {}).get("email") if profile else None
         first = ((profile or {}).get("attributes") or {}).get("first_name") or "Anonymous"
         replied = rng.random() < 0.25
-        product = {"url": item["attributes"]["url"], "name": item["attributes"]["title"],
-                   "image_url": item["attributes"]["image_full_url"], "external_id": item["attributes"]["external_id"]} \
+        shown = item["attributes"] if item else None
+        product = {"url": shown["url"], "name": shown["title"], "image_url": shown["image_full_url"],
+                   "external_id": shown["external_id"]} \
             if item else {"url": "https://shop.example.com", "name": "Northfold Shop", "image_url": None,
                           "external_id": None}
         updated = created + rng.randrange(0, 20 * DAY)
@@ -291,7 +294,8 @@ def _related_filter(key):
 COUPON_CODE_FILTERS = {
     "coupon.id": (_related_filter("coupon"), "str", {"any", "equals"}),
     "profile.id": (_related_filter("profile"), "str", {"any", "equals"}),
-    "expires_at": (_time("expires_at"), "time", {"greater-than", "greater-or-equal", "less-than", "less-or-equal"}), "status": (_attr("status"), "str", {"equals"}),
+    "expires_at": (_time("expires_at"), "time", {"greater-than", "greater-or-equal", "less-than", "less-or-equal"}),
+    "status": (_attr("status"), "str", {"equals"}),
 }
 CREATED = {"created": _time("created")}
 
@@ -301,7 +305,8 @@ MONITORED = "2025-07-15"         # coupons have monitor_configuration from this 
 
 def _coupon(url, coupon, query, revision):
     if revision < MONITORED:
-        coupon = {**coupon, "attributes": {k: v for k, v in coupon["attributes"].items() if k != "monitor_configuration"}}
+        kept = {k: v for k, v in coupon["attributes"].items() if k != "monitor_configuration"}
+        coupon = {**coupon, "attributes": kept}
     return _render(url, coupon, _entities._fields(query, "coupon"), None)
 
 
