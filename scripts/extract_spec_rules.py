@@ -99,6 +99,7 @@ _CONDITIONAL_LIMIT = re.compile(
     r"Rate limits when using the `([^`=]+)=([^`]+)` parameter in your API request:<br>"
     r"Burst: `(\d+)/s`<br>Steady: `(\d+)/m`")
 _REQUIRED_FILTER_SENTENCE = re.compile(r"(A [a-z ]+ filter is required[^.\n]*\.)")
+_EITHER_REQUIRED = re.compile(r"A ([a-z]+)/\1s or a ([a-z]+)/\2s must be provided as required filter params\.")
 _EXAMPLE_CALL = re.compile(r"^([a-z-]+)\(([^,()]+),")
 _SIZE_DESCRIPTION = re.compile(r"Default: (\d+)\. Min: (\d+)\. Max: (\d+)\.")
 _TIME_RANGE = re.compile(r"providing a `([a-z-]+)` and a `([a-z-]+)` filter on the `(\w+)` field")
@@ -405,6 +406,15 @@ def operation_rules(spec, method, path):
         params["filter"]["required_field"] = example.group(2)
         if sentence:
             params["filter"]["required_detail"] = sentence.group(1)
+        either = _EITHER_REQUIRED.search(operation.get("description", ""))
+        if either:
+            # "A coupon/coupons or a profile/profiles must be provided as required filter params."
+            # (get_coupon_codes): a filter on either relationship's id will do
+            fields = [f"{name}.id" for name in either.group(1, 2)]
+            if example.group(2) not in fields or not set(fields) <= set(params["filter"]["fields"]):
+                raise SpecError(f"{operation['operationId']}: required filters {fields} do not match its filter fields")
+            params["filter"]["required_any"] = fields
+            params["filter"]["required_detail"] = either.group(0)
     if method == "POST":
         body = metric_aggregate_body if rules["resource"] == "metric-aggregate" else report_body
         rules["body"] = body(resolve, operation)

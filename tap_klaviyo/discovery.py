@@ -254,8 +254,11 @@ def _probe(scope, revision):
             params["filter"] = _EMPTY_PAGE[operation]
         if rules["params"].get("filter", {}).get("required"):
             # the dimension the spec requires is the row's first (campaigns' channel before 2026-10-15)
-            row = next(row for row in rows if row.operation == operation and row.partitions)
-            params["filter"] = row.partitions[0].filters()[0]
+            # or its parent's id, for a child the filter names its parent in (coupon codes): an id
+            # no parent has, for an empty page
+            row = next(row for row in rows if row.operation == operation and (row.partitions or row.parent_filter))
+            params["filter"] = row.partitions[0].filters()[0] if row.partitions else \
+                row.parent_filter.format(id="'tap-klaviyo-probe'")
         family = next(name for name, (op, condition) in families().items() if op == operation and not condition)
         return family, path, params
     return None

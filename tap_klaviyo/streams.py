@@ -42,6 +42,10 @@ class Stream(msgspec.Struct, frozen=True):
                                             # their values (a filter the API requires, or one that shows more)
     parent: str | None = None               # collections: the stream whose ids fill {id}
     parent_column: str | None = None        # ... the row column carrying that id
+    parent_filter: str | None = None        # ... or a filter expression it fills instead ({id}, quoted by the tap):
+                                            # one request chain per parent on a path of no {id}
+    related: tuple = ()                     # collections: (column, relationship) pairs, columns filled from the
+                                            # relationship's data as Klaviyo sends it with no include
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     changes: str | None = None              # resource streams: the filter that finds what changed in [{since},
                                             # {until}) (between full reads); None: every run reads it in full,
@@ -226,6 +230,26 @@ _ROWS = (
            operation="GET /api/segments/{id}/profiles", reads=("GET /api/segments",), resource="segment",
            endpoint="segment_profiles", parent_column="segment_id",
            changes="greater-or-equal(joined_group_at,{since}),less-than(joined_group_at,{until})"),
+    # Issue 22: catalog, coupons, reviews (docs/catalog.md). No list offers a filter on an `updated`
+    # (catalog items, variants, categories and coupon codes filter on other fields, coupons on none,
+    # reviews on `created` alone): each is read in full every run. Before 2026-04-15 the spec gives a
+    # coupon code's profile, a variant's item and a review's item as links only, no data.
+    _collection("coupons", "GET /api/coupons", "coupon"),
+    # the list requires a coupon (or profile) filter: one request chain per coupon. From 2026-04-15
+    # the spec's x-klaviyo-filters give coupon.id's operators a list only (its example a single value):
+    # any() with a one-id list is valid in every revision
+    _collection("coupon_codes", "GET /api/coupon-codes", "coupon-code", parent="coupons", parent_column="coupon_id",
+                parent_filter="any(coupon.id,[{id}])", reads=("GET /api/coupons",),
+                revised=(revised("2026-04-15", related=(("profile_id", "profile"),)),)),
+    _collection("catalog_items", "GET /api/catalog-items", "catalog-item"),
+    # before 2026-04-15 a variant names no item: one request chain per item, filtered on it
+    _collection("catalog_variants", "GET /api/catalog-variants", "catalog-variant", parent="catalog_items",
+                parent_column="item_id", parent_filter="equals(item.id,{id})",
+                revised=(revised("2026-04-15", parent=None, parent_filter=None, related=(("item_id", "item"),)),)),
+    _collection("catalog_categories", "GET /api/catalog-categories", "catalog-category"),
+    # a store review has no item; before 2026-04-15 no review names its item (item_id left out)
+    _collection("reviews", "GET /api/reviews", "review",
+                revised=(revised("2026-04-15", related=(("item_id", "item"),)),)),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
     # metric list finds the conversion metric (config conversion_metric).

@@ -65,6 +65,9 @@ class Query:
                                    [apispec.cheapest(self.operation, stream.resource, config.revision)])
             self.params[f"fields[{stream.resource}]"] = self.fields
         self.family = "profiles_predictive" if PREDICTIVE in additional else stream.rate_family
+        # columns from relationship data (no request parameter: Klaviyo sends it whatever the fieldset)
+        self.related = tuple((column, relationship) for column, relationship in stream.related
+                             if chosen is None or column in chosen or column == stream.parent_column)
 
     @staticmethod
     def of(stream, context):
@@ -73,7 +76,10 @@ class Query:
     def row(self, stream, resource, parent_id=None):
         if stream.columns:
             return shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
-        return resource_row(resource, stream.parent_column, parent_id, self.attributes)
+        row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
+        for column, relationship in self.related:
+            row[column] = next(iter(_related_ids(resource, relationship) or ()), None)
+        return row
 
 
 def _changes(stream, since, until):
@@ -94,6 +100,15 @@ def _gone(task, stream, parent, parent_id):
     LOGGER.warning("stream %s: %s %s is gone (404; deleted during the run); no rows from it",
                    stream.name, parent, parent_id)
     return Page(task, done=True, mark=Mark(partial=True))
+
+
+def _owner_filter(stream, parent_id):
+    """The filter expression naming a child's parent (Stream.parent_filter), None for a child read
+    under its parent's path; the id is quoted as Klaviyo's filters quote strings."""
+    if not (stream.parent_filter and parent_id):
+        return None
+    quote = "'" if "'" not in parent_id else '"'
+    return stream.parent_filter.format(id=f"{quote}{parent_id}{quote}")
 
 
 def _related_ids(resource, relationship):
@@ -145,10 +160,12 @@ class CollectionScan:
             params["include"] = ",".join(includes)
         since = self.context.changed_since.get(stream.name) if stream.changes and not stream.parent else None
         changed = _changes(stream, since, self.context.started) if since is not None else None
-        if self.partition or changed:
-            params["filter"] = compose_filter(*self.partition, changed)
+        # a child whose list takes its parent in a filter, not in the path (coupon codes of a coupon)
+        owner = _owner_filter(stream, self.parent_id)
+        if self.partition or changed or owner:
+            params["filter"] = compose_filter(owner, *self.partition, changed)
         params.update(apispec.page_param(stream.operation, config.revision))
-        path = stream.path.format(id=self.parent_id) if self.parent_id else stream.path
+        path = stream.path.format(id=self.parent_id) if self.parent_id and not stream.parent_filter else stream.path
         try:
             yield from client.pages(family, path, params, self._page)
         except RefusedError as exc:

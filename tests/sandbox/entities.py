@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 
 from . import data as sandbox_data
 from . import server as api
+from . import catalog     # issue 22: coupons, catalog, reviews (its own module, hooked in below)
 
 iso = sandbox_data.iso
 DAY = 86400
@@ -263,6 +264,7 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
+    catalog.populate(account, getattr(scale, "catalog", None))     # a Scale may carry a catalog.Counts
 
 
 def _enrich_profiles(account, entities, rng):
@@ -1150,6 +1152,8 @@ def _legacy_message_listed(message, revision):
 def route(sandbox, parts, query):
     """(family, tier, scope or scopes, endpoint) for the paths the classic server does not know."""
     name, rest = parts[1], parts[2:]
+    if (served := catalog.route(sandbox, parts, query)) is not None:
+        return served
     if name == "campaigns" and not rest:
         return "campaigns", "M", "campaigns:read", lambda q, r, b: campaigns(sandbox, q, r, b)
     if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-messages":
@@ -1670,7 +1674,8 @@ def dump(account):
             # the campaigns as served from 2026-10-15 (same campaign and message ids)
             "omnichannel": {"campaigns": entities.omni.campaigns, "campaign_messages": entities.omni.messages,
                             "campaign_variations": entities.omni.variations,
-                            "campaign_audiences": entities.omni.audiences}}
+                            "campaign_audiences": entities.omni.audiences},
+            **catalog.dump(account)}
 
 
 class _Refusal(Exception):

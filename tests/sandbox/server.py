@@ -40,7 +40,8 @@ NO_SCOPES_KEY = "pk_sandbox_noscopes_3e4f5a6b7c8d9e0f1a2b"    # a valid key with
 # lacks profiles:read, and its 403s name no scope (as Klaviyo's "You do not have permission" ones)
 NO_PROFILES_KEY = "pk_sandbox_noprofiles_5b6c7d8e9f0a1b2c3d4e"
 ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read", "campaigns:read",
-              "flows:read", "templates:read", "tags:read"}
+              "flows:read", "templates:read", "tags:read",
+              "coupons:read", "coupon-codes:read", "catalogs:read", "reviews:read"}     # issue 22: catalog
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
@@ -643,7 +644,8 @@ class Handler(BaseHTTPRequestHandler):
             with self.sandbox.stats_lock:
                 self.sandbox.stats.update({"requests": 0, "throttled": 0, "faults": 0, "by_family": {}})
             return self.send_raw(200, b"{}", "application/json")
-        answer = entities.admin_post(self.sandbox.account, parts.path, payload)
+        answer = entities.admin_post(self.sandbox.account, parts.path, payload) or \
+            entities.catalog.admin(self.sandbox.account, parts.path, payload)
         if answer is not None:
             return self.send_raw(answer[0], orjson.dumps(answer[1]), "application/json")
         self.send_raw(404, b"{}", "application/json")

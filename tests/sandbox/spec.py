@@ -268,7 +268,11 @@ def _check_filter(raw, rule, resource):
         if field in values:
             _check_filter_value(operator, field, value, values[field])
     required = rule.get("required_field")
-    if required and required not in {field for _, field, _ in calls}:
+    named = {field for _, field, _ in calls}
+    if rule.get("required_any"):        # one of several will do (coupon codes: a coupon or a profile)
+        if not named & set(rule["required_any"]):
+            raise server.ApiFailure(400, "invalid", rule.get("required_detail"), "filter")
+    elif required and required not in named:
         raise server.ApiFailure(400, "invalid", rule.get("required_detail") or f"A filter on '{required}' is required.",
                          "filter")
 
