@@ -263,6 +263,7 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
+    marketing.populate(account)     # issue 22: its own Random; nothing above changes
 
 
 def _enrich_profiles(account, entities, rng):
@@ -1150,6 +1151,8 @@ def _legacy_message_listed(message, revision):
 def route(sandbox, parts, query):
     """(family, tier, scope or scopes, endpoint) for the paths the classic server does not know."""
     name, rest = parts[1], parts[2:]
+    if mine := marketing.route(sandbox, parts, query):      # issue 22: tag groups, images, ..., flows/{id}
+        return mine
     if name == "campaigns" and not rest:
         return "campaigns", "M", "campaigns:read", lambda q, r, b: campaigns(sandbox, q, r, b)
     if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-messages":
@@ -1670,7 +1673,8 @@ def dump(account):
             # the campaigns as served from 2026-10-15 (same campaign and message ids)
             "omnichannel": {"campaigns": entities.omni.campaigns, "campaign_messages": entities.omni.messages,
                             "campaign_variations": entities.omni.variations,
-                            "campaign_audiences": entities.omni.audiences}}
+                            "campaign_audiences": entities.omni.audiences},
+            **marketing.dump(account)}
 
 
 class _Refusal(Exception):
@@ -1913,7 +1917,7 @@ ADMIN = {"/__sandbox/profiles/touch": _touch_profiles, "/__sandbox/members/add":
 
 def admin_post(account, path, payload):
     """(status, body) for the entities' admin calls, None for a path that is not one of them."""
-    call = ADMIN.get(path)
+    call = ADMIN.get(path) or marketing.ADMIN.get(path)
     if call is None:
         return None
     if not isinstance(payload, dict):
@@ -1922,3 +1926,6 @@ def admin_post(account, path, payload):
         return call(account, of(account), payload)
     except _Refusal as refusal:
         return refusal.status, {"error": refusal.detail}
+
+
+from . import marketing  # noqa: E402  (issue 22; it builds on this module's helpers)
