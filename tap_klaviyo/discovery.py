@@ -169,7 +169,8 @@ def selected_columns(catalog, source="catalog"):
                            "(a catalog of another tap or version? run --discover for a fresh catalog)", source,
                            stream.name, "s" if len(unknown) > 1 else "", shown, more)
         if not stream.classic:
-            chosen[stream.name] = columns - dropped if dropped else None
+            # None: every column; a selected detail column is named, as it is not read unless named
+            chosen[stream.name] = columns - dropped if dropped or chosen_details else None
     return chosen
 
 
