@@ -241,3 +241,14 @@ def test_an_older_revision(account, tmp_path):
         queries = account.log.queries(path)
         assert queries and all("page[size]" not in q for q in queries), path
     assert len(account.log.queries(FLOW_BY_ID)) == len(dump["flows"])
+
+
+def test_a_segment_being_computed_is_a_row_and_still_holds_back_its_members_activation(make_sandbox, tmp_path):
+    sandbox = make_sandbox(events=300, segments=3)
+    segment = sandbox.dump()["segments"][0]["id"]
+    sandbox.post("/__sandbox/marketing/touch", {"kind": "segment", "id": segment, "is_processing": True})
+    run = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting("segments", "segment_members"))
+    rows = keyed("segments", run.records("segments"))
+    assert rows == expected(sandbox.dump(), "segments") and rows[segment]["is_processing"] is True
+    # the segment's row is complete; its members may not be (tasks/collections.GroupIds: Mark.partial)
+    assert set(_activations(run)) == {"segments"}

@@ -429,7 +429,7 @@ def test_the_readme_table_of_opt_in_streams_matches_the_streams_table():
             assert f"`{stream.replication_key}`" in replication, name
         spec_tier = _spec_entry(reads.operation, max(stream.since or "", revisions.DEFAULT))["rate_limit"]["tier"]
         assert tier == spec_tier, name
-        assert set(re.findall(r"`([a-z_]+:read)`", scopes)) == set(stream.scopes), name
+        assert set(re.findall(r"`([a-z_-]+:read)`", scopes)) == set(stream.scopes), name
 
 
 def test_metric_times_are_the_plain_strings_the_spec_describes(full):

@@ -77,13 +77,13 @@ class Query:
         return context.once(("query", stream.name), lambda: Query(stream, context))
 
     def row(self, stream, resource, parent_id=None):
-        if self.details:
-            row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
-            row.update((column, None) for column, _, _ in self.details)
-            return row
         if stream.columns:
-            return shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
-        return resource_row(resource, stream.parent_column, parent_id, self.attributes)
+            row = shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
+        else:
+            row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
+        # a selected detail column: null until its request (DetailRead) fills it
+        row.update((column, None) for column, _, _ in self.details)
+        return row
 
 
 def field_offered(operation, resource, field, revision):

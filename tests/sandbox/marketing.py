@@ -7,7 +7,8 @@ drawn from a Random of its own, seeded from this module's name and the account's
 rest of the account is what it was without it. Counts come from a Counts (the tests' defaults).
 
 Admin: POST /__sandbox/marketing/delete {"kind": "image" | "push-token", "id"} and
-POST /__sandbox/marketing/touch {"kind": "segment" | "image", "id", "updated", "name"}.
+POST /__sandbox/marketing/touch {"kind": "segment" | "image", "id", "updated", "name"} (a segment also
+"is_processing": true or false).
 """
 import random
 from dataclasses import dataclass
@@ -366,6 +367,8 @@ def _touch(account, store, payload):
         found["attributes"][field] = entities.iso(at)
         if payload.get("name") is not None:
             found["attributes"]["name"] = payload["name"]
+        if kind == "segment" and payload.get("is_processing") is not None:     # Klaviyo computing it again
+            found["attributes"]["is_processing"] = bool(payload["is_processing"])
         store.versions[bump] = store.versions.get(bump, 0) + 1
     return 200, {"kind": kind, "id": item_id, "updated": entities.iso(at), "name": found["attributes"]["name"]}
 
