@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tap_klaviyo import revisions
 from tap_klaviyo.streams import BY_NAME
 from tests.conftest import Sandbox, catalog_selecting, log_lines, run_tap
 from tests.sandbox import entities
@@ -252,3 +253,18 @@ def test_a_segment_being_computed_is_a_row_and_still_holds_back_its_members_acti
     assert rows == expected(sandbox.dump(), "segments") and rows[segment]["is_processing"] is True
     # the segment's row is complete; its members may not be (tasks/collections.GroupIds: Mark.partial)
     assert set(_activations(run)) == {"segments"}
+
+
+@pytest.mark.parametrize("revision", revisions.SUPPORTED)
+def test_every_new_request_passes_the_spec_at_every_revision(account, tmp_path, revision):
+    """Every stream of this area with flows.definition selected, from a bookmark (changes read where
+    a filter exists): the sandbox refuses whatever the revision's rules refuse."""
+    catalog = selecting_definition(catalog_selecting(*MARKETING, "flows"))
+    first = run_tap(tmp_path, account.config(revision=revision), catalog=catalog)
+    second = run_tap(tmp_path, account.config(revision=revision), catalog=catalog, state=first.last_state)
+    dump = account.dump()
+    shape = (lambda d: d) if revision >= "2026-01-15" else (lambda d: {k: v for k, v in d.items()
+                                                                      if k != "reentry_criteria"})
+    assert keyed("flows", first.records("flows")) == expected(dump, "flows", shape)
+    assert bool(first.records("push_tokens")) == (revision >= "2025-04-15")
+    assert {"tag_groups", "accounts"} <= set(_activations(second))
