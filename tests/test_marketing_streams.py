@@ -268,3 +268,15 @@ def test_every_new_request_passes_the_spec_at_every_revision(account, tmp_path, 
     assert keyed("flows", first.records("flows")) == expected(dump, "flows", shape)
     assert bool(first.records("push_tokens")) == (revision >= "2025-04-15")
     assert {"tag_groups", "accounts"} <= set(_activations(second))
+
+
+def test_a_catalog_that_does_not_name_the_definition_column_leaves_it_out():
+    """An older catalog (no breadcrumb for the column) or one that only says selected-by-default:
+    the definition is read only when the catalog selects it."""
+    from tap_klaviyo.discovery import selected_columns
+    catalog = catalog_selecting("flows")
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "flows")
+    assert "definition" not in selected_columns(catalog)["flows"]
+    entry["metadata"] = [m for m in entry["metadata"] if m["breadcrumb"] != ["properties", "definition"]]
+    assert "definition" not in selected_columns(catalog)["flows"]
+    assert "definition" in selected_columns(selecting_definition(catalog_selecting("flows")))["flows"]
