@@ -7,7 +7,7 @@ from functools import cache
 from importlib import resources
 
 from .errors import ApiError, ConfigError
-from .streams import BY_NAME, INCREMENTAL, STREAMS
+from .streams import BY_NAME, INCREMENTAL, STREAMS, detail_columns
 
 LOGGER = logging.getLogger("tap_klaviyo")
 # stream-level metadata of a classic event table: {metric id: name} of its metrics at discovery
@@ -42,7 +42,8 @@ def catalog_entry(stream):
                 compiled[breadcrumb]["inclusion"] = "automatic"
             else:
                 compiled[breadcrumb]["inclusion"] = "available"
-                compiled[breadcrumb]["selected-by-default"] = True
+                # a detail column costs a request per row: chosen on purpose (streams.Stream.details)
+                compiled[breadcrumb]["selected-by-default"] = breadcrumb[-1] not in detail_columns(stream)
     compiled[()]["inclusion"] = "available"
     # the classic tables come selected, so `--discover > catalog.json` then `--catalog catalog.json`
     # syncs them as written; the opt-in streams need more scopes and are chosen on purpose
@@ -144,6 +145,7 @@ def selected_columns(catalog, source="catalog"):
         columns = set(schema(stream)["properties"])
         fixed = _fixed_columns(stream)
         dropped, unknown = set(), []
+        details, chosen_details = set(detail_columns(stream)), set()
         for item in entry.get("metadata") or ():
             breadcrumb = item.get("breadcrumb") if isinstance(item, dict) else None
             meta = item.get("metadata") if isinstance(item, dict) else None
@@ -154,8 +156,12 @@ def selected_columns(catalog, source="catalog"):
             if not isinstance(column, str) or column not in columns:
                 if column not in unknown:
                     unknown.append(column)
+            elif column in details:     # read only when the catalog selects it (a request per row)
+                if meta.get("selected", meta.get("selected-by-default", False)) is True:
+                    chosen_details.add(column)
             elif column not in fixed and meta.get("selected", meta.get("selected-by-default", True)) is False:
                 dropped.add(column)
+        dropped |= details - chosen_details
         if unknown and _is_selected(entry):
             shown = ", ".join(repr(c) if isinstance(c, str) else json.dumps(c) for c in unknown[:8])
             more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""
@@ -163,7 +169,8 @@ def selected_columns(catalog, source="catalog"):
                            "(a catalog of another tap or version? run --discover for a fresh catalog)", source,
                            stream.name, "s" if len(unknown) > 1 else "", shown, more)
         if not stream.classic:
-            chosen[stream.name] = columns - dropped if dropped else None
+            # None: every column; a selected detail column is named, as it is not read unless named
+            chosen[stream.name] = columns - dropped if dropped or chosen_details else None
     return chosen
 
 

@@ -59,6 +59,9 @@ class Stream(msgspec.Struct, frozen=True):
                                             # request includes it, so that its data is there)
     since: str | None = None                # the first revision that has the stream (before it: no rows)
     revised: tuple = ()                     # (first revision, ((field, value), ...)) changes, latest first
+    details: tuple = ()                     # (column, operation, additional field): a column the list cannot give,
+                                            # unselected by default; when selected, one request per row reads it
+                                            # (operation with {id} the row's id, additional-fields[resource])
     scopes: tuple = ()                      # what the API key needs: its operations' scopes (filled below)
 
     @property
@@ -215,7 +218,8 @@ _ROWS = (
                 since=OMNICHANNEL),
     _collection("campaign_audiences", None, "campaign-audience", parent="campaigns", parent_column="campaign_id",
                 include="campaign-audiences", columns=AUDIENCE_COLUMNS, since=OMNICHANNEL),
-    _collection("flows", "GET /api/flows", "flow", partitions=(ARCHIVED,), changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),
+    _collection("flows", "GET /api/flows", "flow", partitions=(ARCHIVED,), changes="greater-or-equal(updated,{since}),less-than(updated,{until})",
+                details=(("definition", "GET /api/flows/{id}", "definition"),)),
     _collection("flow_actions", "GET /api/flows/{id}/flow-actions", "flow-action", parent="flows",
                 parent_column="flow_id"),
     _collection("flow_messages", "GET /api/flow-actions/{id}/flow-messages", "flow-message",
@@ -223,6 +227,18 @@ _ROWS = (
     _collection("templates", "GET /api/templates", "template", additional_fields=("definition",),
                 changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),
     _collection("tags", "GET /api/tags", "tag"),
+    # Issue 22: segments, tag groups, images, push tokens, accounts
+    # segments: only greater-than on updated (get_segments), so no upper bound: a change made during
+    # the run is read again by the next run; profile_count is left to `lists` (its own XS limits)
+    _collection("segments", "GET /api/segments", "segment", changes="greater-than(updated,{since})"),
+    _collection("tag_groups", "GET /api/tag-groups", "tag-group"),
+    _collection("images", "GET /api/images", "image",
+                changes="greater-or-equal(updated_at,{since}),less-than(updated_at,{until})"),
+    # the profile's id is the relationship's data, sent for an included relationship; no filter of
+    # get_push_tokens finds changes (id, profile.id, enablement_status, platform: equals only)
+    _collection("push_tokens", "GET /api/push-tokens", "push-token", parent_column="profile_id",
+                parent_relationship="profile", since="2025-04-15"),
+    _collection("accounts", "GET /api/accounts", "account"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
            operation="GET /api/lists/{id}/profiles", reads=("GET /api/lists",), resource="list",
            endpoint="list_profiles", parent_column="list_id", changes="greater-or-equal(joined_group_at,{since}),less-than(joined_group_at,{until})"),
@@ -281,7 +297,8 @@ def _rows_of(stream):
 def _operations(stream):
     """Every operation the stream may send, in any revision, those it reads first (a metric list)
     before its own."""
-    return tuple(dict.fromkeys(op for row in _rows_of(stream) for op in (*row.reads, row.operation) if op))
+    return tuple(dict.fromkeys(op for row in _rows_of(stream)
+                               for op in (*row.reads, row.operation, *(d[1] for d in row.details)) if op))
 
 
 # Operations a row names that spec_rules.json lacks (a stream just added: run
@@ -304,6 +321,15 @@ def _with_scopes(stream, by_name):
 STREAMS = tuple(_with_scopes(stream, {row.name: row for row in _ROWS}) for stream in _ROWS)
 
 
+def detail_family(stream, column):
+    """The rate-limit family of the per-row requests reading a detail column (flows_definition)."""
+    return f"{stream.name}_{column}"
+
+
+def detail_columns(stream):
+    return tuple(column for column, _, _ in stream.details)
+
+
 def families():
     """{rate-limit family: (operation, condition)} of every request the tap sends (see OTHER_FAMILIES)."""
     table = dict(OTHER_FAMILIES)
@@ -311,6 +337,8 @@ def families():
         for row in _rows_of(stream):
             if row.operation and row.family in (EVENTS, COLLECTION, MEMBERS, REPORT):
                 table.setdefault(row.rate_family, (row.operation, None))
+            for column, operation, field in row.details:
+                table.setdefault(detail_family(row, column), (operation, (f"additional-fields[{row.resource}]", field)))
     return table
 
 

@@ -183,7 +183,7 @@ def test_a_beta_revision_follows_its_base(small):
 
 
 def test_a_path_without_rules_is_left_to_the_router(small):
-    status, document = call(small, "/api/accounts", {"whatever": "1"}, "2026-10-15")
+    status, document = call(small, "/api/webhooks", {"whatever": "1"}, "2026-10-15")
     assert status == 404 and document["errors"][0]["code"] == "not_found"
 
 
@@ -327,7 +327,7 @@ def test_tiers_follow_the_spec(revision):
     assert spec.rate_limit("GET", "/api/events", {}, revision) == (350, 3500)
     assert spec.rate_limit("GET", "/api/metrics", {}, revision) == (10, 150)
     assert spec.limits("POST", "/api/flow-series-reports", {}, revision)["daily"] == 225
-    assert spec.rate_limit("GET", "/api/accounts", {}, revision) is None
+    assert spec.rate_limit("GET", "/api/webhooks", {}, revision) is None
 
 
 # --- the data file is what the script makes ----------------------------------------------------

@@ -12,7 +12,7 @@ from ..engine import Page
 from ..state import Mark
 from ..output import envelope, time_extracted
 from ..rows import member_row, resource_row, shaped_row
-from ..streams import COLLECTION, available, compose_filter, partitions, root_of
+from ..streams import COLLECTION, available, compose_filter, detail_family, partitions, root_of
 from .ranges import RangeReader, RangeScan
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -68,6 +68,12 @@ class Query:
         # columns from relationship data (no request parameter: Klaviyo sends it whatever the fieldset)
         self.related = tuple((column, relationship) for column, relationship in stream.related
                              if chosen is None or column in chosen or column == stream.parent_column)
+        # detail columns the catalog selects, each read by a request per row; one the revision's
+        # operation does not offer stays null, and nothing is asked for it
+        self.details = tuple((column, operation, field) for column, operation, field in stream.details
+                             if chosen is not None and column in chosen)
+        self.detail_requests = tuple(detail for detail in self.details
+                                     if field_offered(detail[1], stream.resource, detail[2], config.revision))
 
     @staticmethod
     def of(stream, context):
@@ -75,11 +81,50 @@ class Query:
 
     def row(self, stream, resource, parent_id=None):
         if stream.columns:
-            return shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
-        row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
+            row = shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
+        else:
+            row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
         for column, relationship in self.related:
             row[column] = next(iter(_related_ids(resource, relationship) or ()), None)
+        # a selected detail column: null until its request (DetailRead) fills it
+        row.update((column, None) for column, _, _ in self.details)
         return row
+
+
+def field_offered(operation, resource, field, revision):
+    """Whether operation takes additional-fields[resource]=field in revision (by the spec's rules)."""
+    if not apispec.exists(operation, revision):
+        return False
+    rule = apispec.rules(operation, revision)["params"].get(f"additional-fields[{resource}]") or {}
+    return field in (rule.get("enum") or ())
+
+
+class DetailRead:
+    """One row of a stream with detail columns (Stream.details): the row its list gave, completed
+    by one request per detail column it selects (GET /api/flows/{id}?additional-fields[flow]=definition),
+    each sent at its own operation's limits. The row is written once all are read; a resource gone
+    meanwhile (404) gives no row and makes the read partial, like a parent gone."""
+
+    def __init__(self, stream, context, row):
+        self.stream = stream
+        self.context = context
+        self.row = row
+
+    def run(self, client, config):
+        stream, row = self.stream, self.row
+        for column, operation, field in Query.of(stream, self.context).detail_requests:
+            params = {f"additional-fields[{stream.resource}]": field, f"fields[{stream.resource}]": field}
+            path = operation.split(" ", 1)[1].format(id=row["id"])
+            try:
+                document = client.get(detail_family(stream, column), client.url(path), params)
+            except RefusedError as exc:
+                if exc.status != 404:
+                    raise
+                yield _gone(self, stream, stream.resource, row["id"])
+                return
+            attributes = ((document or {}).get("data") or {}).get("attributes") or {}
+            row[column] = attributes.get(field)
+        yield Page(self, envelope(stream.name).lines([row], time_extracted()), 1, done=True)
 
 
 def _changes(stream, since, until):
@@ -177,6 +222,7 @@ class CollectionScan:
         stream, resources = self.stream, document["data"]
         extracted = time_extracted()
         rows = []
+        spawn = []
         if self.emit:
             query = Query.of(stream, self.context)
             for resource in resources:
@@ -184,8 +230,11 @@ class CollectionScan:
                 if stream.parent_relationship:
                     parent_id = next(iter(_related_ids(resource, stream.parent_relationship) or ()), None)
                 rows.append(query.row(stream, resource, parent_id))
-        spawn = [(CollectionScan(child, self.context, parent_id=r["id"]), 0)
-                 for r in resources for child in self.children]
+            if query.detail_requests:       # each row written once its details are read
+                spawn = [(DetailRead(stream, self.context, row), 0) for row in rows]
+                rows = []
+        spawn += [(CollectionScan(child, self.context, parent_id=r["id"]), 0)
+                  for r in resources for child in self.children]
         if self.included:
             by_key = {(r.get("type"), r.get("id")): r for r in document.get("included") or ()}
             for child in self.included:

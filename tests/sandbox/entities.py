@@ -265,6 +265,7 @@ def populate(account, rng, scale=None):
     _omnichannel(account, entities, ids)
     entities.reindex()
     catalog.populate(account, getattr(scale, "catalog", None))     # a Scale may carry a catalog.Counts
+    marketing.populate(account)     # issue 22: its own Random; nothing above changes
 
 
 def _enrich_profiles(account, entities, rng):
@@ -1154,6 +1155,8 @@ def route(sandbox, parts, query):
     name, rest = parts[1], parts[2:]
     if (served := catalog.route(sandbox, parts, query)) is not None:
         return served
+    if mine := marketing.route(sandbox, parts, query):      # issue 22: tag groups, images, ..., flows/{id}
+        return mine
     if name == "campaigns" and not rest:
         return "campaigns", "M", "campaigns:read", lambda q, r, b: campaigns(sandbox, q, r, b)
     if name == "campaigns" and len(rest) == 2 and rest[1] == "campaign-messages":
@@ -1675,7 +1678,8 @@ def dump(account):
             "omnichannel": {"campaigns": entities.omni.campaigns, "campaign_messages": entities.omni.messages,
                             "campaign_variations": entities.omni.variations,
                             "campaign_audiences": entities.omni.audiences},
-            **catalog.dump(account)}
+            **catalog.dump(account),
+            **marketing.dump(account)}
 
 
 class _Refusal(Exception):
@@ -1918,7 +1922,7 @@ ADMIN = {"/__sandbox/profiles/touch": _touch_profiles, "/__sandbox/members/add":
 
 def admin_post(account, path, payload):
     """(status, body) for the entities' admin calls, None for a path that is not one of them."""
-    call = ADMIN.get(path)
+    call = ADMIN.get(path) or marketing.ADMIN.get(path)
     if call is None:
         return None
     if not isinstance(payload, dict):
@@ -1927,3 +1931,6 @@ def admin_post(account, path, payload):
         return call(account, of(account), payload)
     except _Refusal as refusal:
         return refusal.status, {"error": refusal.detail}
+
+
+from . import marketing  # noqa: E402  (issue 22; it builds on this module's helpers)
