@@ -263,6 +263,8 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
+    from . import attributions, textmessages    # issue 22 (events): own random streams, after all the rest
+    textmessages.populate(account), attributions.populate(account)
 
 
 def _enrich_profiles(account, entities, rng):
