@@ -1,5 +1,5 @@
-"""Event streams: the ten classic metric tables (one unit per Klaviyo metric) and `events` (every
-metric, or the ones config names)."""
+"""Event streams: the classic metric tables (one unit per Klaviyo metric) and `events` (every
+metric, or the ones config names), with `event_attributions` from the same pages."""
 import functools
 import logging
 

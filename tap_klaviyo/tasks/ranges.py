@@ -53,8 +53,8 @@ class RangeReader:
 
 
 class Included(msgspec.Struct, frozen=True):
-    """What a RangeReader's pages also hold: rows(document, ids of the rows written, *arguments)
-    of the stream `stream` (its RECORD envelope: record), written beside the reader's own (or
+    """What a RangeReader's pages also hold: rows(document, ids of the rows written, *arguments) ->
+    (rows, how many the page names but lacks) of the stream `stream` (its RECORD envelope: record), written beside the reader's own (or
     instead: emit False, a stream read only for this one)."""
     stream: str
     record: object
@@ -73,6 +73,7 @@ class PageRows(msgspec.Struct):
     edge_ids: tuple = ()
     counted: dict | None = None     # (metric id, UTC day) -> rows written at or after the count's start
     also: tuple = ()                # (stream, rows written) of the rows of another stream (Included)
+    lacking: int = 0                # rows of that stream the page names but does not hold
 
 
 def _extent(times):
@@ -93,18 +94,18 @@ def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None,
     counted = _count(fresh, *count) if count is not None else None
     chosen = [row for _, row in fresh] if keep is None else \
         [{name: value for name, value in row.items() if name in keep} for _, row in fresh]
-    written, also = len(fresh), ()
+    written, also, lacking = len(fresh), (), 0
     if included is None:
         lines = record.lines(chosen)
     else:
-        more = included.rows(document, {row["id"] for _, row in fresh}, *included.arguments)
+        more, lacking = included.rows(document, {row["id"] for _, row in fresh}, *included.arguments)
         more_lines = included.record.lines(more)
         if included.emit:
             lines, also = record.lines(chosen) + more_lines, ((included.stream, len(more)),)
         else:       # the stream's own rows are only read for these: the page's count is theirs
             lines, written = more_lines, len(more)
     return PageRows(lines, written, *_extent([(instant, row["id"]) for instant, row in pairs]),
-                    counted=counted, also=also)
+                    counted=counted, also=also, lacking=lacking)
 
 
 def _count(fresh, metric_of, counted_from):
@@ -171,6 +172,11 @@ class RangeScan(Span):
     def _page(self, rows, last):
         page = self._page_of(rows, last)
         page.also = rows.also       # rows of another stream the page wrote (Included)
+        if rows.lacking:
+            included = self.reader.included
+            LOGGER.warning("stream %s: Klaviyo named %d resource(s) for stream %s in a page of %s (%s) but left them "
+                           "out of 'included': those rows are missing from this run", self.stream.name, rows.lacking,
+                           included.stream, self.reader.path, self.unit)
         return page
 
     def _page_of(self, rows, last):
