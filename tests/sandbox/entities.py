@@ -264,7 +264,8 @@ def populate(account, rng, scale=None):
     _omnichannel(account, entities, ids)
     entities.reindex()
     from . import attributions, textmessages    # issue 22 (events): own random streams, after all the rest
-    textmessages.populate(account), attributions.populate(account)
+    textmessages.populate(account)
+    attributions.populate(account)
 
 
 def _enrich_profiles(account, entities, rng):
