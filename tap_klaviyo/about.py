@@ -12,8 +12,10 @@ from .streams import STREAMS
 
 CAPABILITIES = ["catalog", "discover", "state", "properties", "about"]
 DESCRIPTION = ("Singer tap for Klaviyo: the twelve classic tables (ten email-event tables, lists, "
-               "global_exclusions) from Klaviyo's current API, and opt-in streams of events, profiles, "
-               "campaigns, flows, templates, tags, memberships and performance reports")
+               "global_exclusions) from Klaviyo's current API, and opt-in streams of Klaviyo's resources (events "
+               "and their attributions, profiles, campaigns, flows, templates, tags, segments, memberships, "
+               "forms, coupons, the catalog, reviews, images, push tokens, the account), the classic tap's newer "
+               "text-message tables and performance reports")
 
 # Setting kinds in Meltano's words (its meltano.yml schema). A secret is a sensitive string:
 # Meltano deprecated `kind: password`. A number that may have a fraction is a string to Meltano:
@@ -34,7 +36,7 @@ def _scopes(streams):
 
 def scopes_sentence():
     """Every scope the streams need, from the streams table: the classic tables' first."""
-    classic = _scopes(s for s in STREAMS if s.classic)
+    classic = _scopes(s for s in STREAMS if s.selected_by_default)
     more = [scope for scope in _scopes(STREAMS) if scope not in classic]
     sentence = f"read-only scopes {', '.join(classic)} for the classic tables"
     return sentence + (f"; the opt-in streams also need {', '.join(more)}" if more else "")
@@ -94,7 +96,7 @@ def meltano_extractor(pip_url=PIP_URL_PLACEHOLDER):
         "settings_group_validation": [[s.name for s in SETTINGS if s.required]],
         "settings": settings,
         # the tables discovery selects by default; an opt-in stream is added here by name
-        "select": [f"{stream.name}.*" for stream in STREAMS if stream.classic],
+        "select": [f"{stream.name}.*" for stream in STREAMS if stream.selected_by_default],
     }
 
 

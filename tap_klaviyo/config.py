@@ -42,7 +42,7 @@ SETTINGS = (
             "request per metric) with the stream's and re-reads only the days that differ (0: off)",
             minimum=0, maximum=365),
     Setting("full_refresh_days", "integer", 7, "Resource streams Klaviyo can filter by change (global_exclusions, "
-            "campaigns, flows, templates, members): days after a full read before the next, which ends with an "
+            "campaigns, flows, templates, members, segments, images): days after a full read before the next, which ends with an "
             "ACTIVATE_VERSION message so that a target drops or marks the rows Klaviyo no longer has; runs between "
             "read only what changed (0: every run, as a target that replaces a table on each run needs)",
             minimum=0),

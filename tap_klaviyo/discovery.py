@@ -47,8 +47,8 @@ def catalog_entry(stream):
     compiled[()]["inclusion"] = "available"
     # the classic tables come selected, so `--discover > catalog.json` then `--catalog catalog.json`
     # syncs them as written; the opt-in streams need more scopes and are chosen on purpose
-    compiled[()]["selected-by-default"] = stream.classic
-    compiled[()]["selected"] = stream.classic
+    compiled[()]["selected-by-default"] = stream.selected_by_default
+    compiled[()]["selected"] = stream.selected_by_default
     entry = {
         "tap_stream_id": stream.name,
         "stream": stream.name,
@@ -67,7 +67,7 @@ def catalog_entry(stream):
 
 def discover():
     # the classic twelve first, then the opt-in streams, whatever the account holds
-    return {"streams": [catalog_entry(stream) for stream in sorted(STREAMS, key=lambda s: not s.classic)]}
+    return {"streams": [catalog_entry(stream) for stream in sorted(STREAMS, key=lambda s: not s.selected_by_default)]}
 
 
 def _fixed_columns(stream):
@@ -212,7 +212,7 @@ def discover_all_selected():
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = BY_NAME[entry["tap_stream_id"]].classic
+                item["metadata"]["selected"] = BY_NAME[entry["tap_stream_id"]].selected_by_default
     return catalog
 
 
@@ -346,7 +346,7 @@ def check_access(client, streams, listings=None):
             access[scope], failures[scope] = "unchecked", (exc, path)
 
     missing = [scope for scope in needed if access[scope] == "missing"]
-    classic = [stream for stream in streams if stream.classic]
+    classic = [stream for stream in streams if stream.selected_by_default]
     if classic and all(any(access[scope] == "missing" for scope in stream.scopes) for stream in classic):
         grant = [scope for scope in missing if any(scope in stream.scopes for stream in classic)]
         others = [scope for scope in missing if scope not in grant]

@@ -43,6 +43,7 @@ class Page(msgspec.Struct):
     done: bool = False              # the task has nothing more to send
     spawn: list = msgspec.field(default_factory=list)   # (task, rank) pairs to run next
     mark: object = None
+    also: tuple = ()                # (stream name, rows) of rows of other streams among the lines (Included)
 
 
 class Failure(msgspec.Struct):
@@ -410,6 +411,8 @@ def _run(config, client, streams, state, writer, planners, columns, catalog_metr
             stream_state = context.state_of(task.stream.name)
             output.records(item.lines)
             progress.add(task.stream.name, item.count)
+            for name, count in item.also:       # rows of another stream in the same pages (event_attributions)
+                progress.add(name, count)
             spans = [child for child, _ in item.spawn if isinstance(child, Span)]
             stream_state.apply(task, item.mark, [span for span in spans if span.stream.name == task.stream.name])
             for span in spans:

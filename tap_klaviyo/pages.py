@@ -118,6 +118,54 @@ class EventPage(msgspec.Struct):
         return self.links.next if self.links is not None else None
 
 
+# Issue 22: an /api/events page read with include=attributions (event_attributions): the events
+# name their attributions, and each included attribution its related resources (spec:
+# AttributionResponseObjectResource, no attributes, relationships only).
+class _ToMany(msgspec.Struct):
+    data: list[_Ref] | None = None
+
+
+class _AttributedEventRelations(_EventRelations):
+    attributions: _ToMany | None = None
+
+
+class AttributedEvent(Event):
+    relationships: _AttributedEventRelations | None = None
+
+    def attribution_ids(self):
+        """The ids of the event's attributions; None when the event says nothing of them."""
+        relationships = self.relationships
+        related = relationships.attributions if relationships is not None else None
+        if related is None or related.data is None:
+            return None
+        return [ref.id for ref in related.data]
+
+
+_ATTRIBUTION_RELATIONS = ("event", "attributed-event", "campaign", "campaign-message", "flow", "flow-message",
+                          "flow-message-variation")
+_AttributionRelations = msgspec.defstruct(
+    "_AttributionRelations", [(name.replace("-", "_"), _ToOne | None, msgspec.field(default=None, name=name))
+                              for name in _ATTRIBUTION_RELATIONS])
+
+
+class IncludedRelated(Included):
+    relationships: _AttributionRelations | None = None
+
+    def related(self):
+        """{relationship name: the related resource's id or None} of an included attribution."""
+        relationships = self.relationships
+        out = {}
+        for name in _ATTRIBUTION_RELATIONS:
+            one = getattr(relationships, name.replace("-", "_")) if relationships is not None else None
+            out[name] = one.data.id if one is not None and one.data is not None else None
+        return out
+
+
+class AttributedEventPage(EventPage):
+    data: list[AttributedEvent] | None = None
+    included: list[IncludedRelated] | None = None
+
+
 def next_link(document):
     """links.next of a page, decoded as a pages type or as dicts."""
     if isinstance(document, dict):

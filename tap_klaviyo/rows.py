@@ -261,3 +261,29 @@ def shaped_row(resource, shape, parent_column=None, parent_id=None, columns=None
 def member_row(profile, group_column, group_id):
     return {group_column: group_id, "profile_id": profile.get("id"),
             "joined_group_at": (profile.get("attributes") or {}).get("joined_group_at")}
+
+
+def attribution_rows(page, event_ids, columns, keep=None):
+    """Issue 22: `event_attributions` rows of an /api/events page read with include=attributions (a
+    pages.AttributedEventPage): the attributions of the events in event_ids (those the page writes),
+    in the page's order. columns: (column, relationship) pairs (the stream's row); keep: the
+    columns a row carries (None: all). Returns (rows, how many attributions the events name that
+    the page does not include: no row, and the caller warns)."""
+    included = {resource.id: resource for resource in page.included or () if resource.type == "attribution"}
+    rows, missing = [], 0
+    for event in page.data or ():
+        if event.id not in event_ids:
+            continue
+        for attribution_id in event.attribution_ids() or ():
+            resource = included.get(attribution_id)
+            if resource is None:
+                missing += 1
+                continue
+            related = resource.related()
+            row = {"id": attribution_id, "event_id": related.get("event") or event.id}
+            for column, relationship in columns:
+                row[column] = related.get(relationship)
+            if keep is not None:
+                row = {name: value for name, value in row.items() if name in keep}
+            rows.append(row)
+    return rows, missing

@@ -30,7 +30,9 @@ class Stream(msgspec.Struct, frozen=True):
     method: str
     schema: str                             # file under schemas/, without .json
     replication_key: str | None = None
-    classic: bool = False                   # one of the twelve classic tables (selected by default)
+    classic: bool = False                   # shaped as the classic tap's tables (columns fixed, cannot be deselected)
+    selected_by_default: bool = False       # discovery selects it: the twelve classic tables (issue 22: the classic
+                                            # tap's newer tables are classic-shaped, yet opt-in)
     metric_names: tuple = ()                # classic event tables: the metric's names, newest first
     operation: str | None = None            # the API operation it reads ('GET /api/flows/{id}/flow-actions'), its
                                             # facts (page size, limits, scopes, fields) from apispec
@@ -130,9 +132,10 @@ def available(stream, revision):
     return stream.since is None or revision >= stream.since
 
 
-def _classic_event(name, *metric_names):
+def _classic_event(name, *metric_names, selected=True):
     return Stream(name, CLASSIC_EVENT, ("id",), INCREMENTAL, "event", "timestamp", classic=True,
-                  metric_names=metric_names, operation="GET /api/events", reads=("GET /api/metrics",))
+                  selected_by_default=selected, metric_names=metric_names, operation="GET /api/events",
+                  reads=("GET /api/metrics",))
 
 
 def _collection(name, operation, resource, **more):
@@ -182,17 +185,54 @@ _ROWS = (
     # Klaviyo renamed the global unsubscribe metric; older accounts still hold events under the old name.
     _classic_event("unsubscribe", "Unsubscribed from Email Marketing", "Unsubscribed"),
     _classic_event("update_email_preferences", "Updated Email Preferences"),
+    # Issue 22: the classic tap's newer tables (singer-io tap-klaviyo 1.2.0's table names and metric
+    # names, tap_klaviyo/__init__.py EVENT_MAPPINGS, July 2026), classic-shaped but opt-in. Klaviyo
+    # renamed "SMS" to "Text Message" in July 2026: each text table reads its metric under the new
+    # name and the old one (singer-io 1.1.5's EVENT_MAPPINGS; Klaviyo's help center "SMS Metrics").
+    # INFERRED: the old names of the two transactional metrics (no source names them: they follow
+    # "Subscribed to SMS Marketing"), and "Failed to Deliver Automated Response SMS" capitalized as
+    # Klaviyo writes "Failed to Deliver SMS" (singer-io 1.1.5 spelled it "Failed to deliver ...").
+    _classic_event("subscribed_to_email", "Subscribed to Email Marketing", selected=False),
+    _classic_event("received_text_message", "Received Text Message", "Received SMS", selected=False),
+    _classic_event("clicked_text_message", "Clicked Text Message", "Clicked SMS", selected=False),
+    _classic_event("sent_text_message", "Sent Text Message", "Sent SMS", selected=False),
+    _classic_event("failed_to_deliver_text_message", "Failed to Deliver Text Message", "Failed to Deliver SMS",
+                   selected=False),
+    _classic_event("failed_to_deliver_automated_response_text_message",
+                   "Failed to Deliver Automated Response Text Message", "Failed to Deliver Automated Response SMS",
+                   "Failed to deliver Automated Response SMS", selected=False),
+    _classic_event("received_automated_response_text_message", "Received Automated Response Text Message",
+                   "Received Automated Response SMS", selected=False),
+    _classic_event("subscribed_to_text_message", "Subscribed to Text Messaging Marketing",
+                   "Subscribed to SMS Marketing", selected=False),
+    _classic_event("unsubscribed_from_text_message", "Unsubscribed from Text Messaging Marketing",
+                   "Unsubscribed from SMS Marketing", selected=False),
+    _classic_event("subscribed_to_text_message_transactional", "Subscribed to Text Messaging Transactional",
+                   "Subscribed to SMS Transactional", selected=False),
+    _classic_event("unsubscribed_from_text_message_transactional", "Unsubscribed from Text Messaging Transactional",
+                   "Unsubscribed from SMS Transactional", selected=False),
     # email-suppressed profiles, one row per email with its latest reason
-    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", classic=True,
+    Stream("global_exclusions", EXCLUSION, ("email",), FULL_TABLE, "exclusion", classic=True, selected_by_default=True,
            operation="GET /api/profiles",
            changes="greater-or-equal(subscriptions.email.marketing.suppression.timestamp,{since}),less-than(subscriptions.email.marketing.suppression.timestamp,{until})"),
     # lists and segments together, as v1 returned them (with each one's profile count)
-    Stream("lists", LIST, ("id",), FULL_TABLE, "list", classic=True, operation="GET /api/lists",
+    Stream("lists", LIST, ("id",), FULL_TABLE, "list", classic=True, selected_by_default=True,
+           operation="GET /api/lists",
            reads=("GET /api/lists/{id}", "GET /api/segments", "GET /api/segments/{id}")),
 
     # Opt-in streams: Klaviyo's own resources, rows shaped like the API's.
     Stream("events", EVENTS, ("id",), INCREMENTAL, "events", "datetime", operation="GET /api/events",
            reads=("GET /api/metrics",), resource="event"),
+    # Issue 22: event_attributions. Read from the events pages (include=attributions, in every
+    # supported revision's spec), no request of its own; selected without `events`, the events are
+    # read for it and not written; its bookmark follows the events read (no column of its own holds
+    # a time: the replication key is the event's datetime, kept in the state only). An attribution
+    # has no attributes: its columns are its relationships' ids (spec: AttributionResponseObjectResource).
+    Stream("event_attributions", EVENTS, ("id",), INCREMENTAL, "event_attributions", parent="events",
+           parent_column="event_id", include="attributions", resource="attribution",
+           columns=(("attributed_event_id", "attributed-event"), ("campaign_id", "campaign"),
+                    ("campaign_message_id", "campaign-message"), ("flow_id", "flow"),
+                    ("flow_message_id", "flow-message"), ("flow_message_variation_id", "flow-message-variation"))),
     _collection("metrics", "GET /api/metrics", "metric"),
     Stream("profiles", COLLECTION, ("id",), INCREMENTAL, "profiles", "updated", operation="GET /api/profiles",
            resource="profile", updated_field="updated",
@@ -350,7 +390,7 @@ def operations():
 
 
 BY_NAME = {stream.name: stream for stream in STREAMS}
-CLASSIC = tuple(stream for stream in STREAMS if stream.classic)
+CLASSIC = tuple(stream for stream in STREAMS if stream.selected_by_default)     # the twelve discovery selects
 
 # The integration whose metrics are the classic tables; an "API"-integration metric of the same
 # name holds custom events, not Klaviyo's own.

@@ -43,7 +43,9 @@ def _klaviyo_metrics(sandbox):
 def test_discovery_notes_each_metric_table_s_klaviyo_metrics_with_one_request(sandbox, tmp_path):
     catalog = discovered(sandbox, tmp_path)
     notes = {e["tap_stream_id"]: _root(e).get(METRICS_KEY) for e in catalog["streams"]}
-    assert {s: n for s, n in notes.items() if n is not None} == _klaviyo_metrics(sandbox)
+    # (the ten classic event tables; issue 22's tables are noted too: tests/test_text_message_tables.py)
+    assert {s: n for s, n in notes.items() if n is not None and s in expected.CLASSIC_METRICS} == \
+        _klaviyo_metrics(sandbox)
     # an "API" metric of a classic name holds custom events: the account has one, and it is not noted
     api_clicks = [m["id"] for m in sandbox.dump()["metrics"]
                   if m["attributes"]["name"] == "Clicked Email" and m["attributes"]["integration"]["name"] != "Klaviyo"]

@@ -38,7 +38,7 @@ def test_a_failing_campaigns_probe_is_one_warning_and_the_catalog_is_written(mak
     assert "Traceback" not in run.stderr and not error_lines(run.stderr), run.stderr
     catalog = json.loads(run.stdout)
     assert [entry["tap_stream_id"] for entry in catalog["streams"]] == \
-        [stream.name for stream in sorted(STREAMS, key=lambda s: not s.classic)]
+        [stream.name for stream in sorted(STREAMS, key=lambda s: not s.selected_by_default)]
     # the other probes were answered: the metrics list is still noted in the classic tables
     receive = next(e for e in catalog["streams"] if e["tap_stream_id"] == "receive")
     assert next(m["metadata"] for m in receive["metadata"] if m["breadcrumb"] == [])["tap-klaviyo.metrics"]
@@ -82,4 +82,4 @@ def test_the_campaigns_probe_follows_the_revision(sandbox, tmp_path, revision):
     assert not _warnings(run.stderr), run.stderr
     assert sandbox.stats()["by_family"].get("campaigns") == 1
     assert [e["tap_stream_id"] for e in json.loads(run.stdout)["streams"]][:12] == \
-        [name for name in BY_NAME if BY_NAME[name].classic]
+        [name for name in BY_NAME if BY_NAME[name].selected_by_default]

@@ -9,8 +9,13 @@ from tests import expected
 from tests.conftest import catalog_selecting, error_lines, log_lines, run_tap
 from tests.sandbox.server import NO_EVENTS_KEY, NO_PROFILES_KEY
 
-# streams that read /api/events (the sandbox's second key lacks events:read)
-READS_EVENTS = set(expected.CLASSIC_METRICS) | {"events"}
+# streams that read /api/events (the sandbox's second key lacks events:read); issue 22 added the
+# classic tap's newer metric tables and event_attributions
+READS_EVENTS = set(expected.CLASSIC_METRICS) | {"events", "event_attributions"} | {
+    "subscribed_to_email", "received_text_message", "clicked_text_message", "sent_text_message",
+    "failed_to_deliver_text_message", "failed_to_deliver_automated_response_text_message",
+    "received_automated_response_text_message", "subscribed_to_text_message", "unsubscribed_from_text_message",
+    "subscribed_to_text_message_transactional", "unsubscribed_from_text_message_transactional"}
 
 
 def _discover(sandbox, tmp_path, **config):

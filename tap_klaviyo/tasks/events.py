@@ -1,5 +1,5 @@
-"""Event streams: the ten classic metric tables (one unit per Klaviyo metric) and `events` (every
-metric, or the ones config names)."""
+"""Event streams: the classic metric tables (one unit per Klaviyo metric) and `events` (every
+metric, or the ones config names), with `event_attributions` from the same pages."""
 import functools
 import logging
 
@@ -7,10 +7,11 @@ from .. import apispec, daycounts, timeutil, watchdog
 from .. import state as bookmarks
 from ..engine import Page, Span
 from ..state import Mark
-from ..pages import EventPage
-from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, event_rows
+from ..output import envelope
+from ..pages import AttributedEventPage, EventPage
+from ..rows import EVENT_FIELDS, PROFILE_FIELDS, api_event_rows, attribution_rows, event_rows
 from ..streams import BY_NAME
-from .ranges import MetricColumn, RangeReader, RangeScan
+from .ranges import Included, MetricColumn, RangeReader, RangeScan
 from .recount import Recount
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -269,9 +270,29 @@ class MetricCheck(Span):
         yield Page(self, done=True, spawn=spawn, mark=Mark(progress=self.upper))
 
 
+ATTRIBUTIONS = "event_attributions"
+
+
+def _attributions(stream, context):
+    """Issue 22: the Included of event_attributions, when this plan reads it (None otherwise): the
+    events' own plan when both are selected, else event_attributions' plan, which reads the events
+    without writing them."""
+    if ATTRIBUTIONS not in context.selected:
+        return None
+    row = context.rows[ATTRIBUTIONS]
+    chosen = context.columns.get(ATTRIBUTIONS)
+    keep = None if chosen is None else frozenset(chosen) | {"id", "event_id"}
+    return Included(ATTRIBUTIONS, envelope(ATTRIBUTIONS), attribution_rows, (row.columns, keep),
+                    emit=stream.name != ATTRIBUTIONS)
+
+
 def plan_events(stream, context):
-    """All events, or those of config event_metrics (names or ids), as API-shaped rows."""
+    """All events, or those of config event_metrics (names or ids), as API-shaped rows; and the
+    events' attributions (event_attributions) from the same pages when that stream is selected."""
     config = context.config
+    if stream.name == ATTRIBUTIONS and "events" in context.selected:
+        return []       # read from the events' own pages (their plan below)
+    included = _attributions(stream, context)
     metrics = all_metrics(context)
     names = {mid: name for mid, name, _ in metrics}
     wanted = config.event_metrics
@@ -288,21 +309,32 @@ def plan_events(stream, context):
         units = [None]      # one cursor over every metric: the fewest requests
     stream_state = context.state_of(stream.name)
     begin = stream_state.begin(config.start_date, context.started)
+    sharing = included is not None and included.emit
+    if sharing:
+        # event_attributions follows the events read: from the earlier of the two bookmarks (one
+        # selected later reaches back for its rows), under one watermark, which both bookmarks follow
+        begin = min(begin, context.state_of(ATTRIBUTIONS).begin(config.start_date, context.started))
     lower = begin - config.lookback_minutes * 60
     watermark = stream_state.track(begin, context.started)
+    if sharing:
+        context.state_of(ATTRIBUTIONS).watermark = watermark
     late = LateEvents(stream, context, begin, stream_state.bookmark() is not None)
     chosen = context.columns.get(stream.name)      # None: every column
+    if included is not None and not included.emit:
+        chosen = ()         # the events are read for their attributions only
     # timestamp and datetime place an event in its range: asked for even when deselected
     fields = ",".join(["timestamp", "datetime"] + [f for f in ("uuid", "event_properties")
                                                     if chosen is None or f in chosen])
     keep = None if chosen is None else frozenset(chosen) | {"id", "datetime"}
     parts = _parts_allowed(config, len(units) + 10)
+    more = {} if included is None else {"include": "attributions"}
 
     def reader(metric_id):
-        return RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}),
+        return RangeReader("events", "/api/events", _event_params(config, **{"fields[event]": fields}, **more),
                            lambda lo, hi: _datetime_filter(lo, hi, metric_id), functools.partial(_api_rows, names),
-                           _page_size(config), EventPage, keep=keep,
-                           metric_of=(metric_id or MetricColumn("metric_id")) if late.on else None)
+                           _page_size(config), EventPage if included is None else AttributedEventPage, keep=keep,
+                           metric_of=(metric_id or MetricColumn("metric_id")) if late.on else None,
+                           included=included)
 
     def recount_range(metric_id, lo, hi, unit):
         return RangeScan(stream, unit, lo, hi, reader(metric_id), parts, counted_from=lo)

@@ -35,7 +35,7 @@ class RangeReader:
     """
 
     def __init__(self, endpoint, path, params, range_filter, rows, page_size, shape=None, keep=None,
-                 metric_of=None):
+                 metric_of=None, included=None):
         self.endpoint = endpoint
         self.shape = shape
         self.path = path
@@ -47,6 +47,20 @@ class RangeReader:
         # what counts rows per metric and day (see daycounts): the metric id of every row, or the
         # column that holds each row's; None for a range that is not counted
         self.metric_of = metric_of
+        # Issue 22: rows of a stream that come in the same pages (event_attributions): None, or
+        # Included; its rows are those of the page's written rows
+        self.included = included
+
+
+class Included(msgspec.Struct, frozen=True):
+    """What a RangeReader's pages also hold: rows(document, ids of the rows written, *arguments) ->
+    (rows, how many the page names but lacks) of the stream `stream` (its RECORD envelope: record), written beside the reader's own (or
+    instead: emit False, a stream read only for this one)."""
+    stream: str
+    record: object
+    rows: object
+    arguments: tuple = ()
+    emit: bool = True
 
 
 class PageRows(msgspec.Struct):
@@ -58,6 +72,8 @@ class PageRows(msgspec.Struct):
     last: int | None = None     # the page's latest instant, and the ids of its rows there
     edge_ids: tuple = ()
     counted: dict | None = None     # (metric id, UTC day) -> rows written at or after the count's start
+    also: tuple = ()                # (stream, rows written) of the rows of another stream (Included)
+    lacking: int = 0                # rows of that stream the page names but does not hold
 
 
 def _extent(times):
@@ -69,17 +85,27 @@ def _extent(times):
     return len(times), times[0][0], last, tuple(row_id for instant, row_id in times if instant == last)
 
 
-def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None):
+def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None, included=None):
     """A page's PageRows (maybe in a helper process): skip holds ids already written. count:
-    (metric_of, counted_from), to count the rows written from that instant on per metric and day."""
+    (metric_of, counted_from), to count the rows written from that instant on per metric and day.
+    included: an Included, whose rows are written too."""
     pairs = rows(document, lower, upper)
     fresh = [(instant, row) for instant, row in pairs if row["id"] not in skip]
     counted = _count(fresh, *count) if count is not None else None
     chosen = [row for _, row in fresh] if keep is None else \
         [{name: value for name, value in row.items() if name in keep} for _, row in fresh]
-    lines = record.lines(chosen)
-    return PageRows(lines, len(fresh), *_extent([(instant, row["id"]) for instant, row in pairs]),
-                    counted=counted)
+    written, also, lacking = len(fresh), (), 0
+    if included is None:
+        lines = record.lines(chosen)
+    else:
+        more, lacking = included.rows(document, {row["id"] for _, row in fresh}, *included.arguments)
+        more_lines = included.record.lines(more)
+        if included.emit:
+            lines, also = record.lines(chosen) + more_lines, ((included.stream, len(more)),)
+        else:       # the stream's own rows are only read for these: the page's count is theirs
+            lines, written = more_lines, len(more)
+    return PageRows(lines, written, *_extent([(instant, row["id"]) for instant, row in pairs]),
+                    counted=counted, also=also, lacking=lacking)
 
 
 def _count(fresh, metric_of, counted_from):
@@ -141,9 +167,19 @@ class RangeScan(Span):
     def _mapping(self):
         count = None if self.counted_from is None else (self.reader.metric_of, self.counted_from)
         return Mapping(page_rows, (self.reader.rows, envelope(self.stream.name), self.lower, self.upper,
-                                   frozenset(self._skip), self.reader.keep, count))
+                                   frozenset(self._skip), self.reader.keep, count, self.reader.included))
 
     def _page(self, rows, last):
+        page = self._page_of(rows, last)
+        page.also = rows.also       # rows of another stream the page wrote (Included)
+        if rows.lacking:
+            included = self.reader.included
+            LOGGER.warning("stream %s: Klaviyo named %d resource(s) for stream %s in a page of %s (%s) but left them "
+                           "out of 'included': those rows are missing from this run", self.stream.name, rows.lacking,
+                           included.stream, self.reader.path, self.unit)
+        return page
+
+    def _page_of(self, rows, last):
         counted = rows.counted
         if last:
             return Page(self, rows.lines, rows.count, done=True, mark=Mark(progress=self.upper, counted=counted))

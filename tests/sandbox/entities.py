@@ -266,6 +266,9 @@ def populate(account, rng, scale=None):
     entities.reindex()
     catalog.populate(account, getattr(scale, "catalog", None))     # a Scale may carry a catalog.Counts
     marketing.populate(account)     # issue 22: its own Random; nothing above changes
+    from . import attributions, textmessages    # issue 22 (events): own random streams, after all the rest
+    textmessages.populate(account)
+    attributions.populate(account)
 
 
 def _enrich_profiles(account, entities, rng):

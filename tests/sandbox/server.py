@@ -32,6 +32,7 @@ from . import fragments
 from . import spec
 from . import entities
 from . import reports
+from . import attributions     # issue 22 (events): include=attributions on /api/events
 
 API_KEY = "pk_sandbox_4f1c2e9a7b3d5f60a8e1c4b7d2f9e6a3c1"
 NO_EVENTS_KEY = "pk_sandbox_noevents_9d8c7b6a5f4e3d2c1b0a"
@@ -409,7 +410,7 @@ class Sandbox:
             raise ApiFailure(400, "invalid", f"Invalid sort field: {sort}", "sort")
         descending = sort.startswith("-")
         includes = set(filter(None, query.get("include", "").split(",")))
-        if includes - {"profile", "metric", "attributions"}:     # attributions: allowed, none served
+        if includes - {"profile", "metric", "attributions"}:     # attributions: see attributions.py
             raise ApiFailure(400, "invalid", f"Invalid include: {query['include']}", "include")
         cursor = None
         if "page[cursor]" in query:
@@ -456,6 +457,8 @@ class Sandbox:
                 metric = metrics[event.metric_id]      # a few a page, and metrics change: not memoized
                 included.append(fragments.encode({"type": "metric", "id": metric["id"],
                                                   "attributes": _sparse(metric["attributes"], metric_fields)}))
+        if "attributions" in includes:
+            attributions.serve(self.account, page, data, included, self.base_url)
         return fragments.page(data, self._links(base, query, token), included if includes else None)
 
     def groups(self, name, query, revision, base):
@@ -524,6 +527,7 @@ class Sandbox:
             "events": [_dumped(e) for e in account.all_events()],
             "held_events": [_dumped(e) for e in account.held_events()],
             **entities.dump(account),
+            **attributions.dump(account),
         }
 
     def count(self, key, family=None):
@@ -647,7 +651,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.sandbox.stats.update({"requests": 0, "throttled": 0, "faults": 0, "by_family": {}})
             return self.send_raw(200, b"{}", "application/json")
         answer = entities.admin_post(self.sandbox.account, parts.path, payload) or \
-            entities.catalog.admin(self.sandbox.account, parts.path, payload)
+            entities.catalog.admin(self.sandbox.account, parts.path, payload) or \
+            attributions.admin(self.sandbox.account, parts.path, payload)
         if answer is not None:
             return self.send_raw(answer[0], orjson.dumps(answer[1]), "application/json")
         self.send_raw(404, b"{}", "application/json")
