@@ -91,7 +91,9 @@ def test_about_names_every_scope_the_streams_need():
     # the read scopes Klaviyo's spec gives the operations the streams read (not taken from the tap)
     needed = {f"{name}:read" for name in ("metrics", "events", "profiles", "lists", "segments", "campaigns",
                                           "flows", "templates", "tags")}
-    needed |= {"images:read", "push-tokens:read", "accounts:read"}     # issue 22: marketing
+    # issue 22: marketing, catalog, forms
+    needed |= {"images:read", "push-tokens:read", "accounts:read", "coupons:read", "coupon-codes:read",
+               "catalogs:read", "reviews:read", "forms:read"}
     assert needed == {scope for stream in STREAMS for scope in stream.scopes}
     described = about()["settings"]["properties"]["api_key"]["description"]
     assert needed and all(scope in described for scope in needed), described
