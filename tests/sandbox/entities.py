@@ -30,6 +30,11 @@ from . import data as sandbox_data
 from . import server as api
 
 iso = sandbox_data.iso
+
+
+def _forms():
+    from . import forms     # Issue 22: forms (tests/sandbox/forms.py imports this module)
+    return forms
 DAY = 86400
 YEAR = sandbox_data.YEAR
 WOOCOMMERCE = {"id": "Wc7pQ3", "name": "WooCommerce", "category": "eCommerce"}
@@ -263,6 +268,7 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
+    _forms().populate(account)      # Issue 22: forms (their own random stream)
 
 
 def _enrich_profiles(account, entities, rng):
@@ -1180,6 +1186,8 @@ def route(sandbox, parts, query):
         return (f"{kind}_profiles_predictive" if predictive else f"{kind}_profiles", "M" if predictive else "L",
                 tuple(sorted((f"{name}:read", "profiles:read"))),
                 lambda q, r, b: group_profiles(sandbox, kind, rest[0], q, r, b))
+    if (found := _forms().route(sandbox, parts, query)) is not None:     # Issue 22: forms
+        return found
     raise api.ApiFailure(404, "not_found", f"No endpoint at /{'/'.join(parts)}")
 
 
@@ -1670,7 +1678,8 @@ def dump(account):
             # the campaigns as served from 2026-10-15 (same campaign and message ids)
             "omnichannel": {"campaigns": entities.omni.campaigns, "campaign_messages": entities.omni.messages,
                             "campaign_variations": entities.omni.variations,
-                            "campaign_audiences": entities.omni.audiences}}
+                            "campaign_audiences": entities.omni.audiences},
+            **_forms().dump(account)}      # Issue 22: forms
 
 
 class _Refusal(Exception):
@@ -1915,7 +1924,7 @@ def admin_post(account, path, payload):
     """(status, body) for the entities' admin calls, None for a path that is not one of them."""
     call = ADMIN.get(path)
     if call is None:
-        return None
+        return _forms().admin(account, path, payload) if isinstance(payload, dict) else None   # Issue 22: forms
     if not isinstance(payload, dict):
         return 400, {"error": "the body must be a JSON object"}
     try:

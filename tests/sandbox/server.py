@@ -41,6 +41,7 @@ NO_SCOPES_KEY = "pk_sandbox_noscopes_3e4f5a6b7c8d9e0f1a2b"    # a valid key with
 NO_PROFILES_KEY = "pk_sandbox_noprofiles_5b6c7d8e9f0a1b2c3d4e"
 ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "segments:read", "campaigns:read",
               "flows:read", "templates:read", "tags:read"}
+ALL_SCOPES |= {"forms:read"}        # Issue 22: forms
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
