@@ -31,6 +31,7 @@ PARENT_OF = {   # child stream -> how the sandbox's resource names its parent
     "campaign_messages": lambda r: r["relationships"]["campaign"]["data"]["id"],
     "flow_actions": lambda r: r["relationships"]["flow"]["data"]["id"],
     "flow_messages": lambda r: r["relationships"]["flow-action"]["data"]["id"],
+    "form_versions": lambda r: r["relationships"]["form"]["data"]["id"],      # Issue 22: forms
 }
 
 

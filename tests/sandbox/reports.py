@@ -1,14 +1,17 @@
-"""Klaviyo's Reporting API in the sandbox: POST /api/campaign-values-reports and
-POST /api/flow-series-reports, their figures computed from the account's own events.
+"""Klaviyo's Reporting API in the sandbox: the campaign-values, flow-values, flow-series,
+segment-values, segment-series, form-values and form-series reports (POST /api/...-reports), their
+figures computed from the account's own events, segment members and form activity.
 
 spec.py has already refused a body the published spec refuses (type, attributes, statistics,
-timeframe, interval, group_by, filter) before a report gets here. This module adds what the spec
-only describes in words: the limits (1/s and 2/min, scaled by the sandbox's rate_scale, and a daily
-cap, Options.report_daily_cap, over a rolling 24 hours, answered with a 429 whose Retry-After runs
-to hours), paging by page_cursor (Options.report_page_size groupings a page), and the figures.
+timeframe, interval, group_by and its prerequisites, filter) before a report gets here. This module
+adds what the spec only describes in words: the limits (1/s and 2/min per endpoint, scaled by the
+sandbox's rate_scale, and a daily cap, Options.report_daily_cap, over a rolling 24 hours and shared
+by every report endpoint, answered with a 429 whose Retry-After runs to hours), paging by page_cursor
+(Options.report_page_size groupings a page; the campaign and flow reports only: the segment and form
+reports take no page_cursor in the spec), and the figures.
 
 How the figures are counted (the sandbox's reading of Klaviyo's statistics; tests/test_reports.py
-recomputes them from the dump on its own):
+and tests/test_reports_more.py recompute them from the dump on their own):
 - an event counts for the message its event_properties name in "$message" (a campaign message or a
   flow message of the account), in the timeframe (flow series: in the day it falls in);
 - delivered: Received Email / SMS / Push; bounced: Bounced Email; failed: Dropped Email; opens:
@@ -20,8 +23,17 @@ recomputes them from the dump on its own):
   divide by recipients (delivery, bounce, failed), by delivered (open, click, unsubscribe, spam,
   conversion, revenue per recipient), by unique opens (click to open) or by conversions (average
   order value); 0 where the divisor is 0. Rates are rounded to 4 places, money to 2;
+- SMS costs (2025-10-15 on): each delivered text is one segment (message_segment_count_sum), one
+  credit (text_message_credit_usage_amount) at SEGMENT_PRICE (text_message_spend);
+  text_message_roi = (conversion_value - spend) / spend; 0 for other channels;
 - a values report has one result per message and channel with any such event in the timeframe; a
-  series has the same results with one value per day (zeros included) and `date_times`.
+  series has the same results with one value per day (zeros included) and `date_times`;
+- segments: one result per segment of the account; members_added counts joins in the timeframe
+  (the members' joined_group_at, and former members' joins), members_removed the former members'
+  departures, total_members the members at the timeframe's (or day's) end (former_members());
+- forms: one result per form (or version, grouped by form_version_id) with activity in the
+  timeframe, counted from forms.py's activity; the *_uniques count distinct profiles; submit_rate
+  = submits / viewed_form_uniques.
 
 populate() adds report-shaped events to a generated account (sends of the sent campaigns and of
 the live flows, with opens, clicks, conversions...), drawn from a random stream of its own, after
@@ -40,7 +52,6 @@ import orjson
 from . import data as sandbox_data
 from . import entities as sandbox_entities
 from . import server as api
-from . import forms as sandbox_forms
 from . import spec
 
 DAY = 86400
@@ -391,6 +402,7 @@ def _form_results(sandbox, kind, attributes, lower, upper, starts):
     group_by = attributes.get("group_by") or kind.group_by
     filters = _filters(attributes.get("filter"))
     grouped = {}
+    from . import forms as sandbox_forms    # forms.py imports entities, which imports this module's importer
     for key, tally in sandbox_forms.tallies(sandbox.account, lower, upper, starts).items():
         form_id, version_id = key[:2]
         bucket = key[2] if starts is not None else None

@@ -79,7 +79,7 @@ class Options:
     fault_kinds: tuple = FAULT_KINDS  # the kinds drawn from (a test narrows them to what it asserts)
     fault_families: tuple = ()    # non-empty: only requests of these rate families are faulted
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
-    report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
+    report_daily_cap: int = 225   # report requests in 24 hours, all report endpoints together (reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
     indent: int = 0               # > 0: answers indented across lines (as a proxy may re-encode them)
 
