@@ -34,7 +34,8 @@ class BudgetSpent(ApiError):
     """A 429 asking to wait longer than a throttled request is ever retried (max_retry_seconds, at
     least 600 s): a daily budget is spent (the reporting endpoints allow 225 requests a day). It is
     raised at once instead of waited out, and every later request spending the same budget (every
-    report endpoint's, _budget_of) raises it without being sent. A caller that can stop one stream catches it; anywhere else it ends the run.
+    report endpoint's, _budget_of) raises it without being sent. A caller that can stop one stream
+    catches it; anywhere else it ends the run.
     resume_at: epoch seconds from when Klaviyo said to come back."""
 
     def __init__(self, message, resume_at):

@@ -35,6 +35,8 @@ iso = sandbox_data.iso
 def _forms():
     from . import forms     # Issue 22: forms (tests/sandbox/forms.py imports this module)
     return forms
+
+
 DAY = 86400
 YEAR = sandbox_data.YEAR
 WOOCOMMERCE = {"id": "Wc7pQ3", "name": "WooCommerce", "category": "eCommerce"}

@@ -261,7 +261,7 @@ def admin(account, path, payload):
             forms.forms.remove(form)
             forms.versions.pop(form_id)
         else:
-            at = sandbox_data.iso(api._parse_z(payload["at"])) if payload.get("at") else sandbox_data.iso(int(time.time()))
+            at = sandbox_data.iso(api._parse_z(payload["at"]) if payload.get("at") else int(time.time()))
             form["attributes"] = dict(form["attributes"], name=form["attributes"]["name"] + " (edited)", updated_at=at)
             if payload.get("version"):
                 number = len(forms.versions[form_id])
