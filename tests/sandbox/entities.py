@@ -270,7 +270,7 @@ def populate(account, rng, scale=None):
     _extra_events(account, entities, rng, ids)
     _omnichannel(account, entities, ids)
     entities.reindex()
-    _forms().populate(account)      # Issue 22: forms (their own random stream)
+    _forms().populate(account, getattr(scale, "forms", None))     # Issue 22: forms (a forms.FormCounts)
 
 
 def _enrich_profiles(account, entities, rng):
