@@ -321,11 +321,16 @@ def report_body(resolve, operation):
         description = group_by.get("description", "")
         required = re.search(r"The following group by attributes are required: ([^.\n]+)", description)
         default = re.search(r"If not passed in, the data will be grouped by ([^.\n]+)", description)
-        if not (required and default):
+        # the form reports state no required group-by, but prerequisites: "The prerequisites for
+        # form_version_id is form_id" (a group-by that needs another beside it)
+        prerequisites = re.findall(r"The prerequisites for (\w+) (?:is|are) ([\w, ]+)", description)
+        if not default or not (required or prerequisites):
             raise SpecError(f"{operation_id}: unreadable group_by description {description!r}")
         body["group_by"] = sorted(resolve(group_by["items"])["enum"])
-        body["group_by_required"] = sorted(_names(required.group(1)))
+        body["group_by_required"] = sorted(_names(required.group(1))) if required else []
         body["group_by_default"] = _names(default.group(1))
+        if prerequisites:
+            body["group_by_prerequisites"] = {name: sorted(_names(needs)) for name, needs in prerequisites}
     if "filter" in properties:
         body["filter"] = report_filter(properties["filter"].get("description", ""), operation_id)
     return body

@@ -42,7 +42,7 @@ SETTINGS = (
             "request per metric) with the stream's and re-reads only the days that differ (0: off)",
             minimum=0, maximum=365),
     Setting("full_refresh_days", "integer", 7, "Resource streams Klaviyo can filter by change (global_exclusions, "
-            "campaigns, flows, templates, members, segments, images): days after a full read before the next, which ends with an "
+            "campaigns, flows, templates, members, segments, images, forms): days after a full read before the next, which ends with an "
             "ACTIVATE_VERSION message so that a target drops or marks the rows Klaviyo no longer has; runs between "
             "read only what changed (0: every run, as a target that replaces a table on each run needs)",
             minimum=0),
@@ -60,13 +60,13 @@ SETTINGS = (
             "minute instead of 75 and 750"),
     Setting("max_retry_seconds", "number", 600, "How long one request is retried on 5xx, resets, "
             "timeouts and cut-off bodies before the run fails", minimum=0),
-    Setting("conversion_metric", "string", "Placed Order", "Streams `campaign_values` and `flow_series`: "
-            "the metric whose events Klaviyo counts as conversions, by name (any integration) or id"),
-    Setting("report_days", "integer", 365, "Streams `campaign_values` and `flow_series`: days of history a "
-            "report covers (campaign_values: the rolling timeframe; flow_series: its first run)",
+    Setting("conversion_metric", "string", "Placed Order", "Streams `campaign_values`, `flow_series` and "
+            "`flow_values`: the metric whose events Klaviyo counts as conversions, by name (any integration) or id"),
+    Setting("report_days", "integer", 365, "Report streams: days of history a report covers (the values "
+            "streams' rolling timeframe, a series stream's first run)",
             minimum=1, maximum=365),
-    Setting("report_lookback_days", "integer", 7, "Stream `flow_series`: days before the bookmark re-read "
-            "every run (Klaviyo attributes conversions days after a send)", minimum=0),
+    Setting("report_lookback_days", "integer", 7, "Series report streams (`flow_series`, `segment_series`, "
+            "`form_series`): days before the bookmark re-read every run (Klaviyo attributes conversions days after a send)", minimum=0),
     Setting("watchdog_seconds", "number", 600, "Seconds a run may go without progress (a page written, a "
             "request answered, an announced wait) before it stops with every thread's stack on stderr and a "
             "non-zero exit, instead of hanging; keep it above request_timeout", minimum=1),

@@ -314,6 +314,27 @@ _ROWS = (
            resource="campaign-values-report"),
     Stream("flow_series", REPORT, ("flow_message_id", "send_channel", "date"), INCREMENTAL, "flow_series", "date",
            operation="POST /api/flow-series-reports", reads=("GET /api/metrics",), resource="flow-series-report"),
+
+    # Issue 22: forms and reports
+    # Forms and their versions (spec 2024-07-15 on; every supported revision has them). A version's change is
+    # read under the forms whose updated_at the filter finds, as flows' actions are (docs/reports.md).
+    _collection("forms", "GET /api/forms", "form",
+                changes="greater-or-equal(updated_at,{since}),less-than(updated_at,{until})"),
+    _collection("form_versions", "GET /api/forms/{id}/form-versions", "form-version", parent="forms",
+                parent_column="form_id"),
+    # More reports (spec 2024-10-15 on), read one after another after the two above and in this order
+    # (tasks/reports.py ORDER); they share the reports' daily budget. Segment and form reports need no
+    # conversion metric.
+    Stream("flow_values", REPORT, ("flow_message_id", "send_channel"), FULL_TABLE, "flow_values",
+           operation="POST /api/flow-values-reports", reads=("GET /api/metrics",), resource="flow-values-report"),
+    Stream("segment_values", REPORT, ("segment_id",), FULL_TABLE, "segment_values",
+           operation="POST /api/segment-values-reports", resource="segment-values-report"),
+    Stream("segment_series", REPORT, ("segment_id", "date"), INCREMENTAL, "segment_series", "date",
+           operation="POST /api/segment-series-reports", resource="segment-series-report"),
+    Stream("form_values", REPORT, ("form_version_id",), FULL_TABLE, "form_values",
+           operation="POST /api/form-values-reports", resource="form-values-report"),
+    Stream("form_series", REPORT, ("form_version_id", "date"), INCREMENTAL, "form_series", "date",
+           operation="POST /api/form-series-reports", resource="form-series-report"),
 )
 
 # Requests the tasks send that no stream row names as its operation, as rate-limit families: family

@@ -32,6 +32,7 @@ PARENT_OF = {   # child stream -> how the sandbox's resource names its parent
     "flow_actions": lambda r: r["relationships"]["flow"]["data"]["id"],
     "flow_messages": lambda r: r["relationships"]["flow-action"]["data"]["id"],
     "push_tokens": lambda r: r["relationships"]["profile"]["data"]["id"],     # issue 22
+    "form_versions": lambda r: r["relationships"]["form"]["data"]["id"],      # Issue 22: forms
 }
 
 

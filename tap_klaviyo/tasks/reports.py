@@ -1,15 +1,20 @@
-"""Klaviyo's Reporting API: `campaign_values` and `flow_series`, the numbers Klaviyo's own dashboards
-show (its attribution, deduplication and bot filtering, which raw events cannot reproduce).
+"""Klaviyo's Reporting API: `campaign_values`, `flow_values`, `flow_series`, `segment_values`,
+`segment_series`, `form_values` and `form_series`, the numbers Klaviyo's own dashboards show (its
+attribution, deduplication and bot filtering, which raw events cannot reproduce).
 
-Both endpoints allow 1 request a second, 2 a minute and 225 a day per account, shared with every
-other app using it. So each stream asks for as little as it can: one values report covers every
-campaign, one daily series covers every flow message for 60 days (the longest a daily series may
-span). The client paces the first two limits. The daily one only Klaviyo knows: when it says the
-day's budget is spent (client.BudgetSpent, a 429 asking to wait for hours), the stream stops for
-this run with a warning saying when it can resume, `flow_series` keeps its bookmark at the first
-day it did not load, and the other streams go on.
+Each endpoint allows 1 request a second and 2 a minute, and the reports share 225 a day per account
+with every other app using it. So each stream asks for as little as it can: one values report covers
+every campaign (flow, segment, form version), one daily series covers all of them for 60 days (the
+longest a daily series may span). The client paces the first two limits. The daily one only Klaviyo
+knows: when it says the day's budget is spent (client.BudgetSpent, a 429 asking to wait for hours),
+every report stream stops for this run with a warning saying when it can resume, a series keeps its
+bookmark at the first day it did not load, and the other streams go on.
+
+The report streams are read one after another, in ORDER (Turns), so that a budget running out stops
+them in a known order: the last of ORDER first (docs/reports.md).
 """
 import logging
+import threading
 
 import msgspec
 
@@ -26,33 +31,88 @@ LOGGER = logging.getLogger("tap_klaviyo")
 DAY = 86400
 SERIES_DAYS = 60        # the spec: "If daily is used, the timeframe cannot be longer than 60 days"
 
-# What every report asks for: each statistic the spec of every supported revision lists for both
-# reports. The spec says nothing of channels; these apply to email, SMS and push alike (a channel
-# without opens reports 0). The SMS cost figures (text_message_spend, text_message_credit_usage_amount,
-# text_message_roi, message_segment_count_sum), listed from 2025-10-15 on, concern SMS alone and
-# are left out: the reports cover every channel in one request.
+# The statistics of the campaign and flow reports: those the spec of every supported revision lists,
+# then the SMS cost figures it lists from 2025-10-15 on (SMS_COSTS; a revision before leaves those
+# columns null and does not ask for them). The spec says nothing of channels; these apply to email,
+# SMS and push alike (a channel without opens reports 0, an email no SMS spend).
 COUNTS = ("recipients", "delivered", "opens", "opens_unique", "clicks", "clicks_unique", "bounced", "failed",
           "bounced_or_failed", "unsubscribes", "unsubscribe_uniques", "spam_complaints", "conversions",
           "conversion_uniques")
 AMOUNTS = ("conversion_value", "average_order_value", "revenue_per_recipient")
 RATES = ("delivery_rate", "open_rate", "click_rate", "click_to_open_rate", "bounce_rate", "failed_rate",
          "bounced_or_failed_rate", "unsubscribe_rate", "spam_complaint_rate", "conversion_rate")
-STATISTICS = COUNTS + AMOUNTS + RATES
+SMS_COSTS = ("text_message_spend", "text_message_credit_usage_amount", "text_message_roi",
+             "message_segment_count_sum")
+STATISTICS = COUNTS + AMOUNTS + RATES + SMS_COSTS
+# the segment reports' statistics (spec: query_segment_values / query_segment_series, every revision)
+SEGMENT_STATISTICS = ("members_added", "members_removed", "net_members_changed", "total_members")
+# the form reports' (query_form_values / query_form_series): counts, and submit_rate a fraction
+FORM_STATISTICS = ("viewed_form", "viewed_form_uniques", "viewed_form_step", "viewed_form_step_uniques",
+                   "submitted_form_step", "submitted_form_step_uniques", "submits", "closed_form",
+                   "closed_form_uniques", "qualified_form", "qualified_form_uniques", "submit_rate")
+INTEGERS = frozenset(COUNTS + ("message_segment_count_sum",) + SEGMENT_STATISTICS + FORM_STATISTICS[:-1])
 
 
 class _Report(msgspec.Struct, frozen=True):
     group_by: tuple             # the row's first columns, in this order
+    statistics: tuple = STATISTICS
     interval: str | None = None
+    conversions: bool = True    # the body names a conversion metric (the campaign and flow reports)
 
 
+_FLOW = ("flow_id", "flow_message_id", "send_channel")
+_FORM = ("form_id", "form_version_id")     # the spec: form_version_id's group-by needs form_id beside it
 REPORTS = {
     "campaign-values-report": _Report(("campaign_id", "campaign_message_id", "send_channel")),
-    "flow-series-report": _Report(("flow_id", "flow_message_id", "send_channel"), "daily"),
+    "flow-series-report": _Report(_FLOW, interval="daily"),
+    "flow-values-report": _Report(_FLOW),
+    "segment-values-report": _Report(("segment_id",), SEGMENT_STATISTICS, conversions=False),
+    "segment-series-report": _Report(("segment_id",), SEGMENT_STATISTICS, "daily", conversions=False),
+    "form-values-report": _Report(_FORM, FORM_STATISTICS, conversions=False),
+    "form-series-report": _Report(_FORM, FORM_STATISTICS, "daily", conversions=False),
 }
+
+# The order the report streams are read in, one after another: the two the tap has had longest,
+# then flow_values and the segment and form reports. When the day's budget runs out, the stream
+# reading stops and those after it stop without a request: form_series stops first, campaign_values
+# last.
+ORDER = ("campaign_values", "flow_series", "flow_values", "segment_values", "segment_series", "form_values",
+         "form_series")
+
+
+class Turns:
+    """The report streams' turns: each waits until those before it in ORDER, planned this run, are
+    done. Their tasks are queued at ranks in ORDER, so a worker takes one only after those before
+    it (running on other workers, or done): none waits for a task no worker has."""
+
+    def __init__(self):
+        self._changed = threading.Condition()
+        self._planned = set()
+        self._done = set()
+
+    def plan(self, name):
+        with self._changed:
+            self._planned.add(name)
+
+    def wait(self, name):
+        before = set(ORDER[:ORDER.index(name)])
+        with self._changed:
+            while (self._planned & before) - self._done:
+                self._changed.wait(1.0)
+
+    def done(self, name):
+        with self._changed:
+            self._done.add(name)
+            self._changed.notify_all()
+
+
+def _turns(context):
+    return context.once("report_turns", Turns)
 
 
 def _report_streams(context):
-    return [s.name for s in STREAMS if s.family == REPORT and s.name in context.selected]
+    return [s.name for s in STREAMS if s.family == REPORT and s.name in context.selected
+            and REPORTS[s.resource].conversions]
 
 
 def conversion_metric(context):
@@ -78,10 +138,18 @@ def conversion_metric(context):
     return context.once("conversion_metric", find)
 
 
-def _asked(columns):
-    """The statistics a report asks for: those the catalog selects (one, if none is: the API needs one)."""
-    chosen = [name for name in STATISTICS if columns is None or name in columns]
-    return chosen or [STATISTICS[0]]
+def _asked(stream, revision, columns):
+    """The statistics a report asks for: those of its columns the catalog selects and the revision's
+    spec lists (one, if none is: the API needs one)."""
+    offered = set(apispec.rules(stream.operation, revision)["body"]["statistics"])
+    chosen = [name for name in REPORTS[stream.resource].statistics
+              if (columns is None or name in columns) and name in offered]
+    return chosen or [name for name in REPORTS[stream.resource].statistics if name in offered][:1]
+
+
+def _statistic_columns(stream, columns):
+    """The statistic columns a row carries: the selected ones (null where the revision has none)."""
+    return [name for name in REPORTS[stream.resource].statistics if columns is None or name in columns]
 
 
 def _selected(rows, columns):
@@ -97,8 +165,9 @@ def _body(stream, config, metric_id, lower, upper, statistics):
         "statistics": statistics,
         # the spec: the offset is ignored, the account's time zone applies (see README)
         "timeframe": {"start": timeutil.to_api(lower), "end": timeutil.to_api(upper)},
-        "conversion_metric_id": metric_id,
     }
+    if report.conversions:
+        attributes["conversion_metric_id"] = metric_id
     if report.interval:
         attributes["interval"] = report.interval
     if apispec.report_takes(stream.operation, config.revision, "group_by"):
@@ -108,7 +177,7 @@ def _body(stream, config, metric_id, lower, upper, statistics):
 
 def _number(name, value):
     # a count sent as 12.0 still fits the schema's integer column
-    if name in COUNTS and isinstance(value, float) and value.is_integer():
+    if name in INTEGERS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
@@ -130,35 +199,44 @@ def _pages(client, stream, body, decode):
         yield lines, count, url is None
 
 
-class ValuesReport:
-    """campaign_values: one report over [lower, upper) for every campaign message and channel."""
+def _statistics(stream, config, columns):
+    """(the statistics asked for, the statistic columns of a row) of one run."""
+    return _asked(stream, config.revision, columns), _statistic_columns(stream, columns)
 
-    def __init__(self, stream, metric_id, lower, upper, columns=None):
+
+class ValuesReport:
+    """A values report (campaign_values, flow_values, segment_values, form_values): one report over
+    [lower, upper) for every campaign message and channel, flow message and channel, segment or form
+    version."""
+
+    def __init__(self, stream, metric_id, lower, upper, columns=None, turns=None):
         self.stream = stream
         self.metric_id = metric_id
         self.lower = lower
         self.upper = upper
         self.columns = columns
-        self.statistics = _asked(columns)
+        self.turns = turns or Turns()
 
     def run(self, client, config):
         group_by = REPORTS[self.stream.resource].group_by
         frame = {"timeframe_start": timeutil.to_api(self.lower), "timeframe_end": timeutil.to_api(self.upper)}
+        asked, shown = _statistics(self.stream, config, self.columns)
 
         def rows(document):
             out = []
             for result in document["data"]["attributes"]["results"]:
                 groupings, statistics = result["groupings"], result.get("statistics") or {}
                 row = {name: groupings.get(name) for name in group_by}
-                row.update((name, _number(name, statistics.get(name))) for name in self.statistics)
+                row.update((name, _number(name, statistics.get(name)) if name in asked else None) for name in shown)
                 row.update(frame)
                 out.append(row)
             return _selected(out, self.columns)
 
         written = 0
+        self.turns.wait(self.stream.name)
         try:
             for lines, count, last in _pages(client, self.stream, _body(self.stream, config, self.metric_id,
-                                                                       self.lower, self.upper, self.statistics),
+                                                                       self.lower, self.upper, asked),
                                              _decoder(self.stream, rows)):
                 written += count
                 yield Page(self, lines, count, done=last)
@@ -167,26 +245,38 @@ class ValuesReport:
                            "from %s on reads it again", self.stream.name, spent, written,
                            timeutil.to_bookmark(spent.resume_at))
             yield Page(self, done=True)
+        finally:
+            self.turns.done(self.stream.name)
 
 
 class SeriesScan(Span):
-    """flow_series: days [lower, upper) in daily series of at most 60 days, one after the other."""
+    """A daily series (flow_series, segment_series, form_series): days [lower, upper) in series of at
+    most 60 days, one after the other."""
 
-    def __init__(self, stream, metric_id, lower, upper, begin, columns=None):
+    def __init__(self, stream, metric_id, lower, upper, begin, columns=None, turns=None):
         super().__init__(stream, "all", lower, upper)
         self.metric_id = metric_id
         self.begin = begin          # the bookmark this run started from
         self.columns = columns
-        self.statistics = _asked(columns)
+        self.turns = turns or Turns()
+        self.asked = self.shown = ()
 
     def run(self, client, config):
+        self.asked, self.shown = _statistics(self.stream, config, self.columns)
+        self.turns.wait(self.stream.name)
+        try:
+            yield from self._series(client, config)
+        finally:
+            self.turns.done(self.stream.name)
+
+    def _series(self, client, config):
         start = self.lower
         while start < self.upper:
             stop = min(start + SERIES_DAYS * DAY, self.upper)
-            body = _body(self.stream, config, self.metric_id, start, stop, self.statistics)
+            body = _body(self.stream, config, self.metric_id, start, stop, self.asked)
             try:
                 for lines, count, last in _pages(client, self.stream, body, _decoder(self.stream, self._rows)):
-                    # a page holds every day of some messages: the window counts as read after its last
+                    # a page holds every day of some groups: the window counts as read after its last
                     yield Page(self, lines, count, done=last and stop >= self.upper,
                                mark=Mark(progress=stop if last else None))
             except BudgetSpent as spent:
@@ -206,7 +296,7 @@ class SeriesScan(Span):
         for result in attributes["results"]:
             groupings, statistics = result["groupings"], result.get("statistics") or {}
             keys = {name: groupings.get(name) for name in group_by}
-            series = {name: statistics.get(name) or () for name in self.statistics}
+            series = {name: (statistics.get(name) or ()) if name in self.asked else () for name in self.shown}
             for index, day in enumerate(days):
                 row = dict(keys)
                 row["date"] = day
@@ -221,18 +311,24 @@ def _day(epoch):
 
 
 def plan_report(stream, context):
-    metric_id = conversion_metric(context)
-    if metric_id is None:
+    report = REPORTS[stream.resource]
+    metric_id = conversion_metric(context) if report.conversions else None
+    if report.conversions and metric_id is None:
         return []
     config = context.config
     today = context.started // DAY * DAY
+    turns = _turns(context)
+    rank = ORDER.index(stream.name)     # a worker takes the report tasks in ORDER (Turns)
+    columns = context.columns.get(stream.name)
+    conversions = f", conversions by metric {metric_id}" if metric_id else ""
     if stream.replication_key is None:
         # the rolling timeframe ends at the sync's start: its length is report_days exactly
         upper = context.started
         lower = upper - config.report_days * DAY
-        LOGGER.info("stream %s: one report over %s..%s, conversions by metric %s", stream.name,
-                    timeutil.to_bookmark(lower), timeutil.to_bookmark(upper), metric_id)
-        return [(ValuesReport(stream, metric_id, lower, upper, context.columns.get(stream.name)), 0)]
+        LOGGER.info("stream %s: one report over %s..%s%s", stream.name, timeutil.to_bookmark(lower),
+                    timeutil.to_bookmark(upper), conversions)
+        turns.plan(stream.name)
+        return [(ValuesReport(stream, metric_id, lower, upper, columns, turns), rank)]
     stream_state = context.state_of(stream.name)
     since = stream_state.bookmark()
     if since is None:
@@ -244,9 +340,10 @@ def plan_report(stream, context):
     # today is read as far as it has come, but the bookmark stops at its start: a run reads it again
     upper = today + DAY
     watermark = stream_state.track(begin, today)
-    scan = SeriesScan(stream, metric_id, lower, upper, begin, context.columns.get(stream.name))
+    scan = SeriesScan(stream, metric_id, lower, upper, begin, columns, turns)
     watermark.plan("all", [scan])
     requests = -(-(upper - lower) // (SERIES_DAYS * DAY))
-    LOGGER.info("stream %s: days %s to %s in %d daily series of up to %d days, conversions by metric %s",
-                stream.name, _day(lower), _day(today), requests, SERIES_DAYS, metric_id)
-    return [(scan, 0)]
+    LOGGER.info("stream %s: days %s to %s in %d daily series of up to %d days%s", stream.name, _day(lower),
+                _day(today), requests, SERIES_DAYS, conversions)
+    turns.plan(stream.name)
+    return [(scan, rank)]

@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--ready-file", help="write {base_url, api_key} here once listening")
     parser.add_argument("--report-events", action="store_true",
                         help="add campaign and flow sends for the report endpoints (tests/sandbox/reports.py)")
-    parser.add_argument("--report-daily-cap", type=int, default=225, help="report requests per endpoint a day")
+    parser.add_argument("--report-daily-cap", type=int, default=225, help="report requests a day, all report endpoints together")
     args = parser.parse_args()
     if args.shape == "whole":
         account = shapes.whole(seed=args.seed, anchor=args.anchor)

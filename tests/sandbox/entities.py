@@ -31,6 +31,13 @@ from . import server as api
 from . import catalog     # issue 22: coupons, catalog, reviews (its own module, hooked in below)
 
 iso = sandbox_data.iso
+
+
+def _forms():
+    from . import forms     # Issue 22: forms (tests/sandbox/forms.py imports this module)
+    return forms
+
+
 DAY = 86400
 YEAR = sandbox_data.YEAR
 WOOCOMMERCE = {"id": "Wc7pQ3", "name": "WooCommerce", "category": "eCommerce"}
@@ -269,6 +276,7 @@ def populate(account, rng, scale=None):
     from . import attributions, textmessages    # issue 22 (events): own random streams, after all the rest
     textmessages.populate(account)
     attributions.populate(account)
+    _forms().populate(account, getattr(scale, "forms", None))     # Issue 22: forms (a forms.FormCounts)
 
 
 def _enrich_profiles(account, entities, rng):
@@ -1190,6 +1198,8 @@ def route(sandbox, parts, query):
         return (f"{kind}_profiles_predictive" if predictive else f"{kind}_profiles", "M" if predictive else "L",
                 tuple(sorted((f"{name}:read", "profiles:read"))),
                 lambda q, r, b: group_profiles(sandbox, kind, rest[0], q, r, b))
+    if (found := _forms().route(sandbox, parts, query)) is not None:     # Issue 22: forms
+        return found
     raise api.ApiFailure(404, "not_found", f"No endpoint at /{'/'.join(parts)}")
 
 
@@ -1682,7 +1692,8 @@ def dump(account):
                             "campaign_variations": entities.omni.variations,
                             "campaign_audiences": entities.omni.audiences},
             **catalog.dump(account),
-            **marketing.dump(account)}
+            **marketing.dump(account),
+            **_forms().dump(account)}      # Issue 22: forms
 
 
 class _Refusal(Exception):
@@ -1927,7 +1938,7 @@ def admin_post(account, path, payload):
     """(status, body) for the entities' admin calls, None for a path that is not one of them."""
     call = ADMIN.get(path) or marketing.ADMIN.get(path)
     if call is None:
-        return None
+        return _forms().admin(account, path, payload) if isinstance(payload, dict) else None   # Issue 22: forms
     if not isinstance(payload, dict):
         return 400, {"error": "the body must be a JSON object"}
     try:

@@ -44,7 +44,7 @@ ALL_SCOPES = {"metrics:read", "events:read", "profiles:read", "lists:read", "seg
               "flows:read", "templates:read", "tags:read",
               # issue 22
               "coupons:read", "coupon-codes:read", "catalogs:read", "reviews:read", "images:read", "push-tokens:read",
-              "accounts:read"}
+              "accounts:read", "forms:read"}
 REVISIONS = ("2024-02-15", "2024-06-15", "2024-07-15", "2024-10-15", "2025-01-15", "2025-04-15", "2025-07-15",
              "2025-10-15", "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
 TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 700), "XL": (350, 3500)}
@@ -82,7 +82,7 @@ class Options:
     fault_kinds: tuple = FAULT_KINDS  # the kinds drawn from (a test narrows them to what it asserts)
     fault_families: tuple = ()    # non-empty: only requests of these rate families are faulted
     today: str | None = None      # date that decides which revisions are retired (default: anchor's)
-    report_daily_cap: int = 225   # report requests per endpoint in 24 hours (see reports.py); not scaled
+    report_daily_cap: int = 225   # report requests in 24 hours, all report endpoints together (reports.py); not scaled
     report_page_size: int = 500   # report results (groupings) per page
     indent: int = 0               # > 0: answers indented across lines (as a proxy may re-encode them)
 

@@ -385,7 +385,8 @@ def _check_report_body(attributes, rules):
     for statistic in statistics:
         if statistic not in rules["statistics"]:
             _refuse(f"'{statistic}' is not a valid statistic.", "/data/attributes/statistics")
-    if not isinstance(attributes["conversion_metric_id"], str):
+    # segment and form reports take no conversion metric (their bodies lack the attribute)
+    if "conversion_metric_id" in rules["attributes"] and not isinstance(attributes["conversion_metric_id"], str):
         _refuse("'conversion_metric_id' must be a string.", "/data/attributes/conversion_metric_id")
     span = _timeframe_span(attributes["timeframe"], rules)
     if "interval" in rules:
@@ -408,6 +409,10 @@ def _check_report_body(attributes, rules):
         if missing:
             _refuse(f"The following group by attributes are required: {', '.join(rules['group_by_required'])}.",
                     "/data/attributes/group_by")
+        for name, needs in rules.get("group_by_prerequisites", {}).items():
+            if name in group_by and not set(needs) <= set(group_by):
+                _refuse(f"If a group by has prerequisites, they must be passed in together. The prerequisites for "
+                        f"{name} is {', '.join(needs)}.", "/data/attributes/group_by")
     if attributes.get("filter") is not None:
         _check_report_filter(attributes["filter"], rules["filter"])
 
