@@ -281,3 +281,50 @@ def test_deletions_reach_postgres_on_the_next_full_read_and_nothing_live_is_mark
     # the children of a deleted campaign and flow went with them
     deleted_messages = _live_and_deleted(postgres, schema, "campaign_messages")[1]
     assert deleted_messages and _live_and_deleted(postgres, schema, "flow_actions")[1]
+
+
+def load(tmp_path, postgres, output, schema, name="load"):
+    """A tap's output, as written, into target-postgres (upsert) under `schema`."""
+    target_config = write_json(tmp_path, f"target-{name}.json", {
+        "host": "127.0.0.1", "port": postgres.port, "user": "postgres", "password": "", "database": "postgres",
+        "default_target_schema": schema, "load_method": "upsert"})
+    target = subprocess.run([str(TARGET), "--config", target_config], input=output, capture_output=True,
+                            text=True, timeout=600)
+    assert target.returncode == 0, target.stderr[-3000:]
+
+
+def test_the_newer_classic_tables_and_the_new_reports_load_into_postgres(make_sandbox, postgres, tmp_path):
+    """Issue 22's tables that the opt-in test above does not select: the classic tap's newer
+    (text-message) tables and the five new report streams, each row once under its key, the classic
+    ones exactly the sandbox's events of both metric names."""
+    from tests.conftest import catalog_selecting, run_tap
+    from tests.sandbox import reports
+    from tests.test_reports_more import NEW as NEW_REPORTS
+    from tests.test_text_message_tables import TABLES, _rows
+    from tap_klaviyo.streams import BY_NAME
+    sandbox = make_sandbox(events=600)
+    reports.populate(sandbox.account, seed=3)
+    # 59 days: one request a report stream (a daily series holds 60 days)
+    run = run_tap(tmp_path, sandbox.config(report_days=59), catalog=catalog_selecting(*TABLES, *NEW_REPORTS))
+    load(tmp_path, postgres, run.stdout, "klaviyo_issue22")
+    dump = sandbox.dump()
+    loaded = counts(postgres, "klaviyo_issue22")
+    written = {stream: {tuple(r[k] for k in BY_NAME[stream].key) for r in run.records(stream)}
+               for stream in (*TABLES, *NEW_REPORTS)}
+    assert all(written.values()), {stream for stream, keys in written.items() if not keys}
+    assert loaded == {stream: len(keys) for stream, keys in written.items()}
+    for table in TABLES:
+        ids = {r[0] for r in postgres.sql(f'select id from klaviyo_issue22."{table}"')}
+        assert ids == set(_rows(dump, table)), table
+        assert {r[0] for r in postgres.sql(f'select column_name from information_schema.columns where '
+                                           f"table_schema = 'klaviyo_issue22' and table_name = '{table}' "
+                                           "and column_name not like '\\_sdc%'")} == CLASSIC_COLUMNS["event"]
+    for stream in NEW_REPORTS:
+        key = ", ".join(f'"{column}"' for column in BY_NAME[stream].key)
+        total, distinct = postgres.sql(f'select count(*), count(distinct ({key})) from klaviyo_issue22."{stream}"')[0]
+        assert total == distinct, f"{stream}: duplicated keys"
+    # a series' day is a date, the SMS costs are numbers
+    assert postgres.sql("""select data_type from information_schema.columns where table_schema = 'klaviyo_issue22'
+                           and table_name = 'segment_series' and column_name = 'date'""") == [["date"]]
+    assert postgres.sql("""select data_type from information_schema.columns where table_schema = 'klaviyo_issue22'
+                           and table_name = 'flow_values' and column_name = 'text_message_spend'""") == [["numeric"]]

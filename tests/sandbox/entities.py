@@ -219,6 +219,12 @@ class Scale:
     tags: int = 30
     members: int = 20000
     span: int = YEAR
+    # issue 22's areas at another size: each its own module's counts (None: the test account's)
+    catalog: object = None          # catalog.Counts
+    marketing: object = None        # marketing.Counts
+    forms: object = None            # forms.FormCounts
+    textmessages: object = None     # textmessages.Counts
+    attributions: object = None     # attributions.Counts
 
     def per_channel(self):
         """The campaigns split over the channels as CAMPAIGNS_PER_CHANNEL splits them."""
@@ -272,10 +278,10 @@ def populate(account, rng, scale=None):
     _omnichannel(account, entities, ids)
     entities.reindex()
     catalog.populate(account, getattr(scale, "catalog", None))     # a Scale may carry a catalog.Counts
-    marketing.populate(account)     # issue 22: its own Random; nothing above changes
+    marketing.populate(account, getattr(scale, "marketing", None))     # issue 22: its own Random
     from . import attributions, textmessages    # issue 22 (events): own random streams, after all the rest
-    textmessages.populate(account)
-    attributions.populate(account)
+    textmessages.populate(account, getattr(scale, "textmessages", None))
+    attributions.populate(account, getattr(scale, "attributions", None))
     _forms().populate(account, getattr(scale, "forms", None))     # Issue 22: forms (a forms.FormCounts)
 
 

@@ -248,13 +248,14 @@ def profiles(count=50000, seed=1, anchor=None, lists=4, segments=2):
 
 
 def resources(campaigns=400, flows=40, flow_actions=600, templates=60, tags=30, lists=20, segments=5,
-              members=20000, profiles=30000, per_metric=200, seed=1, anchor=None, wide_every=8000):
+              members=20000, profiles=30000, per_metric=200, seed=1, anchor=None, wide_every=8000, **areas):
     """The resource streams at scale: `campaigns` (with their messages, over the three channels, some
     archived), `flows` with `flow_actions` actions in all and their messages, `templates`, `tags`,
     `lists` and `segments` of about `members` members each, drawn from `profiles` profiles (so a
     profile is in many), and per_metric events per classic table. The campaigns, flows, actions,
     messages and templates are created and updated in the year before the anchor, never after it
-    (members joined after their profile was created, in the two years before the anchor)."""
+    (members joined after their profile was created, in the two years before the anchor). `areas`:
+    issue 22's areas' counts, as entities.Scale takes them (the test account's by default)."""
     anchor = int(time.time()) // 60 * 60 if anchor is None else int(anchor)
     rng = random.Random(seed)
     account = _new_account(rng, anchor, profiles, lists, segments)
@@ -263,7 +264,7 @@ def resources(campaigns=400, flows=40, flow_actions=600, templates=60, tags=30, 
              for name in CLASSIC_TABLE_METRICS}
     _fill(account, rng, times, wide_every)
     scale = entities.Scale(campaigns=campaigns, flows=flows, flow_actions=flow_actions, templates=templates,
-                           tags=tags, members=members)
+                           tags=tags, members=members, **areas)
     entities.populate(account, random.Random(f"entities:{seed}"), scale)
     return account
 
@@ -278,20 +279,19 @@ def whole(seed=1, anchor=None, wide_every=8000, **counts):
     templates, tags, lists and segments with members) with a year of events, then each area's own
     generator at its realistic counts (the catalog, coupons, forms, reviews, push tokens, images,
     attributions, text-message events) and campaign and flow sends for the reports."""
+    from . import attributions, catalog, forms, marketing, reports, textmessages
     sizes = dict(WHOLE, **counts)
+    areas = {"catalog": catalog.Counts(coupons=30, codes=15000, items=2000, variants=6000, categories=40,
+                                       reviews=3000, store_reviews=100),
+             "marketing": marketing.Counts(images=300, push_tokens=3000),
+             "forms": forms.FormCounts(forms=30, versions=(1, 4), visitors=(5, 60)),
+             "textmessages": textmessages.Counts(per_metric=1500),
+             "attributions": attributions.Counts()}
     account = resources(profiles=sizes["profiles"], per_metric=sizes["per_metric"], lists=sizes["lists"],
                         segments=sizes["segments"], members=sizes["members"], seed=seed, anchor=anchor,
-                        wide_every=wide_every)
-    for grow in WHOLE_AREAS:
-        grow(account)
-    from . import reports
+                        wide_every=wide_every, **areas)
     reports.populate(account, seed=seed)
-    entities.of(account).reindex()
     return account
-
-
-# each area's generator at realistic counts (filled where each area lives: tests/sandbox/<area>.py)
-WHOLE_AREAS = []
 
 
 def resource_counts(account):
@@ -303,7 +303,14 @@ def resource_counts(account):
             "flow_messages": len(held.flow_messages), "templates": len(held.templates), "tags": len(held.tags),
             "lists": len(account.lists), "segments": len(account.segments),
             "list_members": sum(len(m) for m in held.members["list"].values()),
-            "segment_members": sum(len(m) for m in held.members["segment"].values())}
+            "segment_members": sum(len(m) for m in held.members["segment"].values()),
+            # issue 22's areas, as the admin dump holds them
+            **{kind: len(items) for kind, items in entities.dump(account).items()
+               if kind in ISSUE_22_KINDS and items}}
+
+
+ISSUE_22_KINDS = ("tag_groups", "coupons", "coupon_codes", "catalog_items", "catalog_variants", "catalog_categories",
+                  "reviews", "images", "push_tokens", "accounts", "forms", "form_versions", "event_attributions")
 
 
 def resource_samples(account, members=5):
