@@ -267,9 +267,10 @@ def check(paths):
     tables = table_contents(paths.database, {table_name(s): seen["keys"] for s, seen in streams.items()})
     has_data = json.loads(paths.expected.read_text()) if paths.expected.exists() else {}
     rows, problems = compare(streams, tables, has_data)
-    print(f"\n{'stream':<26}{'tap records':>12}{'tap keys':>10}{'table rows':>12}")
+    width = max([len("stream")] + [len(row[0]) for row in rows]) + 2
+    print(f"\n{'stream':<{width}}{'tap records':>12}{'tap keys':>10}{'table rows':>12}")
     for stream, records, expected, held, verdict in rows:
-        print(f"{stream:<26}{records:>12}{expected:>10}{held:>12}  {verdict}")
+        print(f"{stream:<{width}}{records:>12}{expected:>10}{held:>12}  {verdict}")
     if problems:
         print(f"\ndemo: FAILED, {paths.database} does not hold what the tap wrote ({paths.tap_output}):",
               file=sys.stderr)
