@@ -157,7 +157,7 @@ def check_flow_rows(dump, rows, conversion_metric, lower, upper):
     return want
 
 
-# --- running the tap ------------------------------------------------------------------------------
+# --- running the tap (test_reports_more.py imports these two) ----------------------------------------
 @pytest.fixture
 def report_sandbox(make_sandbox):
     def make(**options):
@@ -170,7 +170,7 @@ def report_sandbox(make_sandbox):
 def sync(sandbox, tmp_path, *streams, state=None, catalog=None, **config):
     before = int(time.time())
     run = run_tap(tmp_path, sandbox.config(**config), catalog=catalog or catalog_selecting(*streams), state=state,
-                  timeout=150)
+                  timeout=200)
     return run, before, int(time.time())
 
 

@@ -12,10 +12,11 @@ import time
 
 import pytest
 
-from tests.conftest import catalog_selecting, run_tap
+from tests.conftest import catalog_selecting
 from tests.sandbox import reports as sandbox_reports
 from tests.test_reports import (assert_figures, check_flow_rows, counted_events, day_text, epoch, figures,
-                                message_groups, metric_id)
+                                message_groups, metric_id, sync)
+from tests.test_reports import report_sandbox  # noqa: F401  (a fixture: pytest finds it by its name here)
 
 DAY = 86400
 REPORTS = ("campaign_values", "flow_series", "flow_values", "segment_values", "segment_series", "form_values",
@@ -49,22 +50,6 @@ class BodyLog:
     def of(self, stream):
         path = "/api/" + stream.replace("_", "-") + "-reports"
         return [attributes for _, path_sent, attributes in self.bodies if path_sent == path]
-
-
-@pytest.fixture
-def report_sandbox(make_sandbox):
-    def make(**options):
-        sandbox = make_sandbox(events=600, **options)
-        assert sandbox_reports.populate(sandbox.account, seed=3) > 500
-        return sandbox
-    return make
-
-
-def sync(sandbox, tmp_path, *streams, state=None, catalog=None, **config):
-    before = int(time.time())
-    run = run_tap(tmp_path, sandbox.config(**config), catalog=catalog or catalog_selecting(*streams), state=state,
-                  timeout=200)
-    return run, before, int(time.time())
 
 
 def requests(sandbox):
@@ -400,3 +385,49 @@ def test_the_sandbox_counts_one_daily_budget_for_every_report_endpoint(report_sa
     status, headers, _ = post_report(sandbox, "/api/form-values-reports", {
         "statistics": ["submits"], "timeframe": {"key": "last_30_days"}}, "form-values-report")
     assert status == 429 and int(headers["Retry-After"]) > 3600 * 20
+
+
+# --- the reports' order: chained, not waiting on a worker --------------------------------------------
+def test_only_the_first_report_is_queued_and_each_queues_the_next_once_done(report_sandbox, caplog):
+    """The report tasks are chained (tasks/reports.py Chain): planning queues the first report in
+    ORDER only; each task's last page -- read to its end, or stopped by the spent budget -- queues
+    the next. No report task is queued to wait for another, so no worker blocks inside one."""
+    from tap_klaviyo.client import KlaviyoClient
+    from tap_klaviyo.config import load_config
+    from tap_klaviyo.engine import SyncContext
+    from tap_klaviyo.streams import BY_NAME
+    from tap_klaviyo.tasks.reports import ORDER, plan_report
+    sandbox = report_sandbox(report_daily_cap=2)       # two requests: the segment reports; the form reports stop
+    config = load_config(sandbox.config(report_days=20))
+    client = KlaviyoClient(config)
+    names = ("segment_values", "segment_series", "form_values", "form_series")
+    context = SyncContext(config, client, {}, int(time.time()), [BY_NAME[name] for name in names])
+    planned = [plan_report(context.rows[name], context) for name in names]
+    assert [len(tasks) for tasks in planned] == [1, 0, 0, 0]
+    queued, order = planned[0], []
+    while queued:
+        (task, rank), = queued
+        order.append((task.stream.name, rank))
+        pages = list(task.run(client, config))
+        assert pages[-1].done and not any(page.done or page.spawn for page in pages[:-1])
+        queued = pages[-1].spawn
+    assert order == [(name, ORDER.index(name)) for name in names]
+    assert requests(sandbox) == dict(dict.fromkeys(REPORTS, 0), segment_values=1, segment_series=1, form_values=1)
+    stopped = [record.getMessage() for record in caplog.records if "budget is spent" in record.getMessage()]
+    assert [line.split(":")[0] for line in stopped] == ["stream form_values", "stream form_series"]
+
+
+def test_at_concurrency_1_every_report_is_read_in_order_and_the_other_streams_too(report_sandbox, tmp_path):
+    # one worker: the reports, chained, leave it free between them for the other streams' tasks
+    sandbox = report_sandbox()
+    log = BodyLog(sandbox)
+    run, before, after = sync(sandbox, tmp_path, *REPORTS, "forms", "lists", report_days=20, concurrency=1)
+    assert requests(sandbox) == dict.fromkeys(REPORTS, 1)
+    assert [path for _, path, _ in log.bodies] == ["/api/" + name.replace("_", "-") + "-reports" for name in REPORTS]
+    for name in ("campaign_values", "flow_series", "segment_values", "segment_series", "form_series"):
+        assert run.records(name), name
+    assert len(run.records("forms")) == len(sandbox.dump()["forms"]) and run.records("lists")
+    # each series read through today: its bookmark is the start of the run's day
+    marks = {run.last_state["bookmarks"][name]["since"] for name in ("flow_series", "segment_series", "form_series")}
+    assert len(marks) == 1 and marks <= {time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime(at // DAY * DAY))
+                                         for at in (before, after)}

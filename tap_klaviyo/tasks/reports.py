@@ -10,8 +10,10 @@ knows: when it says the day's budget is spent (client.BudgetSpent, a 429 asking 
 every report stream stops for this run with a warning saying when it can resume, a series keeps its
 bookmark at the first day it did not load, and the other streams go on.
 
-The report streams are read one after another, in ORDER (Turns), so that a budget running out stops
-them in a known order: the last of ORDER first (docs/reports.md).
+The report streams are read one after another, in ORDER, so that a budget running out stops them in a
+known order: the last of ORDER first (docs/reports.md). They are chained (Chain): only the first report
+task is queued when the run starts, and each, once done (read to its end or stopped by the budget), hands
+the writer the next one with its last page. No worker waits inside a task for another report to end.
 """
 import logging
 import threading
@@ -80,34 +82,52 @@ ORDER = ("campaign_values", "flow_series", "flow_values", "segment_values", "seg
          "form_series")
 
 
-class Turns:
-    """The report streams' turns: each waits until those before it in ORDER, planned this run, are
-    done. Their tasks are queued at ranks in ORDER, so a worker takes one only after those before
-    it (running on other workers, or done): none waits for a task no worker has."""
+class Chain:
+    """The report tasks of a run, one after another in ORDER. The first planned is queued at once
+    (add returns it); the others wait here, not in the pool's queue, and then() gives the one to queue
+    next when a report task is done. Planning ends before any task runs, so every report is here by
+    the time a task asks; the planners are called in the order of STREAMS, which is ORDER's (asserted
+    below), so the first planned is the first in ORDER.
+
+    A report stream waiting its turn has no task queued: its state settles as complete at once, which
+    changes nothing (a report stream has no children and no full-read cycle), while its watermark,
+    planned with the waiting task, holds its bookmark where it was until the task reads on.
+    A task that fails (any error but a spent budget) ends the whole run (engine.Failure): there is no
+    next task to run then."""
 
     def __init__(self):
-        self._changed = threading.Condition()
-        self._planned = set()
-        self._done = set()
+        self._lock = threading.Lock()
+        self._waiting = {}          # ORDER index -> task, of the reports not queued yet
+        self._queued = False
 
-    def plan(self, name):
-        with self._changed:
-            self._planned.add(name)
+    def add(self, name, task):
+        """[(task, rank)] to queue now: the first report of the run; [] for those that wait."""
+        rank = ORDER.index(name)
+        with self._lock:
+            if self._queued:
+                self._waiting[rank] = task
+                return []
+            self._queued = True
+        return [(task, rank)]
 
-    def wait(self, name):
-        before = set(ORDER[:ORDER.index(name)])
-        with self._changed:
-            while (self._planned & before) - self._done:
-                self._changed.wait(1.0)
-
-    def done(self, name):
-        with self._changed:
-            self._done.add(name)
-            self._changed.notify_all()
+    def then(self):
+        """[(task, rank)] of the next report in ORDER (a Page's spawn), [] when none is left."""
+        with self._lock:
+            if not self._waiting:
+                return []
+            rank = min(self._waiting)
+            return [(self._waiting.pop(rank), rank)]
 
 
-def _turns(context):
-    return context.once("report_turns", Turns)
+assert tuple(s.name for s in STREAMS if s.family == REPORT) == ORDER, "Chain queues the first planned first"
+
+
+def _chain(context):
+    return context.once("report_chain", Chain)
+
+
+def _then(chain):
+    return chain.then() if chain is not None else []
 
 
 def _report_streams(context):
@@ -209,13 +229,13 @@ class ValuesReport:
     [lower, upper) for every campaign message and channel, flow message and channel, segment or form
     version."""
 
-    def __init__(self, stream, metric_id, lower, upper, columns=None, turns=None):
+    def __init__(self, stream, metric_id, lower, upper, columns=None, chain=None):
         self.stream = stream
         self.metric_id = metric_id
         self.lower = lower
         self.upper = upper
         self.columns = columns
-        self.turns = turns or Turns()
+        self.chain = chain          # its last page queues the next report (Chain)
 
     def run(self, client, config):
         group_by = REPORTS[self.stream.resource].group_by
@@ -233,43 +253,33 @@ class ValuesReport:
             return _selected(out, self.columns)
 
         written = 0
-        self.turns.wait(self.stream.name)
         try:
             for lines, count, last in _pages(client, self.stream, _body(self.stream, config, self.metric_id,
                                                                        self.lower, self.upper, asked),
                                              _decoder(self.stream, rows)):
                 written += count
-                yield Page(self, lines, count, done=last)
+                yield Page(self, lines, count, done=last, spawn=_then(self.chain) if last else [])
         except BudgetSpent as spent:
             LOGGER.warning("stream %s: %s. The stream stops for this run (%d rows of the report written); a run "
                            "from %s on reads it again", self.stream.name, spent, written,
                            timeutil.to_bookmark(spent.resume_at))
-            yield Page(self, done=True)
-        finally:
-            self.turns.done(self.stream.name)
+            yield Page(self, done=True, spawn=_then(self.chain))
 
 
 class SeriesScan(Span):
     """A daily series (flow_series, segment_series, form_series): days [lower, upper) in series of at
     most 60 days, one after the other."""
 
-    def __init__(self, stream, metric_id, lower, upper, begin, columns=None, turns=None):
+    def __init__(self, stream, metric_id, lower, upper, begin, columns=None, chain=None):
         super().__init__(stream, "all", lower, upper)
         self.metric_id = metric_id
         self.begin = begin          # the bookmark this run started from
         self.columns = columns
-        self.turns = turns or Turns()
+        self.chain = chain          # its last page queues the next report (Chain)
         self.asked = self.shown = ()
 
     def run(self, client, config):
         self.asked, self.shown = _statistics(self.stream, config, self.columns)
-        self.turns.wait(self.stream.name)
-        try:
-            yield from self._series(client, config)
-        finally:
-            self.turns.done(self.stream.name)
-
-    def _series(self, client, config):
         start = self.lower
         while start < self.upper:
             stop = min(start + SERIES_DAYS * DAY, self.upper)
@@ -277,14 +287,15 @@ class SeriesScan(Span):
             try:
                 for lines, count, last in _pages(client, self.stream, body, _decoder(self.stream, self._rows)):
                     # a page holds every day of some groups: the window counts as read after its last
-                    yield Page(self, lines, count, done=last and stop >= self.upper,
-                               mark=Mark(progress=stop if last else None))
+                    done = last and stop >= self.upper
+                    yield Page(self, lines, count, done=done, mark=Mark(progress=stop if last else None),
+                               spawn=_then(self.chain) if done else [])
             except BudgetSpent as spent:
                 LOGGER.warning("stream %s: %s. The stream stops for this run: days from %s on are not loaded and "
                                "its bookmark stays at %s; a run from %s on resumes there", self.stream.name, spent,
                                _day(start), timeutil.to_bookmark(max(self.begin, start)),
                                timeutil.to_bookmark(spent.resume_at))
-                yield Page(self, done=True, mark=Mark(stopped=True))
+                yield Page(self, done=True, mark=Mark(stopped=True), spawn=_then(self.chain))
                 return
             start = stop
 
@@ -317,8 +328,7 @@ def plan_report(stream, context):
         return []
     config = context.config
     today = context.started // DAY * DAY
-    turns = _turns(context)
-    rank = ORDER.index(stream.name)     # a worker takes the report tasks in ORDER (Turns)
+    chain = _chain(context)
     columns = context.columns.get(stream.name)
     conversions = f", conversions by metric {metric_id}" if metric_id else ""
     if stream.replication_key is None:
@@ -327,8 +337,7 @@ def plan_report(stream, context):
         lower = upper - config.report_days * DAY
         LOGGER.info("stream %s: one report over %s..%s%s", stream.name, timeutil.to_bookmark(lower),
                     timeutil.to_bookmark(upper), conversions)
-        turns.plan(stream.name)
-        return [(ValuesReport(stream, metric_id, lower, upper, columns, turns), rank)]
+        return chain.add(stream.name, ValuesReport(stream, metric_id, lower, upper, columns, chain))
     stream_state = context.state_of(stream.name)
     since = stream_state.bookmark()
     if since is None:
@@ -340,10 +349,9 @@ def plan_report(stream, context):
     # today is read as far as it has come, but the bookmark stops at its start: a run reads it again
     upper = today + DAY
     watermark = stream_state.track(begin, today)
-    scan = SeriesScan(stream, metric_id, lower, upper, begin, columns, turns)
+    scan = SeriesScan(stream, metric_id, lower, upper, begin, columns, chain)
     watermark.plan("all", [scan])
     requests = -(-(upper - lower) // (SERIES_DAYS * DAY))
     LOGGER.info("stream %s: days %s to %s in %d daily series of up to %d days%s", stream.name, _day(lower),
                 _day(today), requests, SERIES_DAYS, conversions)
-    turns.plan(stream.name)
-    return [(scan, rank)]
+    return chain.add(stream.name, scan)

@@ -83,6 +83,12 @@ def populate(account, counts=None):
         created = anchor - rng.randrange(60 * DAY, counts.days * DAY)
         count = rng.randint(*counts.versions)
         ab_test = count > 1 and rng.random() < 0.6
+        # the cases the tests need, by index rather than by luck of the anchor: form 0 an A/B test of two
+        # versions, form 1 one version and no A/B test
+        if number == 0 and counts.versions[1] >= 2:
+            count, ab_test = 2, True
+        elif number == 1 and counts.versions[0] <= 1:
+            count, ab_test = 1, False
         versions, at = [], created
         for index in range(count):
             at = at + rng.randrange(3600, 40 * DAY) if index else created
@@ -105,7 +111,10 @@ def populate(account, counts=None):
             "type": "form", "id": form_id,
             "attributes": {"name": NAMES[number % len(NAMES)] + ("" if number < len(NAMES) else f" {number}"),
                            "status": status, "ab_test": ab_test, "created_at": sandbox_data.iso(created),
-                           "updated_at": sandbox_data.iso(min(latest + rng.randrange(0, 3 * DAY), anchor - 60))},
+                           # an hour before the anchor at the latest: a run's read of changes begins 300 s
+                           # (engine.CHANGE_MARGIN_SECONDS) before the last run's start, which is after the
+                           # anchor, so no form is found changed that a test did not change
+                           "updated_at": sandbox_data.iso(min(latest + rng.randrange(0, 3 * DAY), anchor - 3600))},
             "relationships": {"form-versions": {"data": [{"type": "form-version", "id": v["id"]} for v in versions]}}})
         forms.versions[form_id] = versions
         for version in versions:
