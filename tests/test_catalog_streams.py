@@ -105,7 +105,10 @@ def test_every_field_of_every_row_and_the_keys(full):
     assert len({r["coupon_id"] for r in codes}) == len(dump["coupons"]) > 1
     assert len({r["item_id"] for r in run.records("catalog_variants")}) > 5
     assert any(r["item_id"] is None and r["review_type"] == "store" for r in run.records("reviews"))
-    assert any(r["status"]["value"] == "rejected" for r in run.records("reviews"))
+    # every status a review holds (the sandbox answers published reviews only to a list with no
+    # status filter: the tap asks for `all`)
+    assert {r["status"]["value"] for r in run.records("reviews")} == \
+        {"published", "featured", "pending", "unpublished", "rejected"}
 
 
 def test_the_required_coupon_filter_one_chain_per_coupon_each_in_its_family(full):
@@ -118,7 +121,9 @@ def test_the_required_coupon_filter_one_chain_per_coupon_each_in_its_family(full
                         "catalog_categories": 1, "reviews": 1}
     # the variants' item comes with each variant (2026-04-15 on): one list, no filter
     assert [q for path, q in entries if path == "/api/catalog-variants"] == [{"page[size]": "100"}]
-    assert [q for path, q in entries if path == "/api/reviews"] == [{"page[size]": "100"}]
+    # every status in one chain: the spec lists the value `all` from 2026-04-15 on
+    assert [q for path, q in entries if path == "/api/reviews"] == [{"filter": "equals(status,'all')",
+                                                                      "page[size]": "100"}]
 
 
 def test_the_coupon_code_list_refuses_a_request_without_its_filter(account):
@@ -220,9 +225,11 @@ def test_each_run_reads_in_full_and_a_deletion_leaves_with_activate_version(make
         assert activated[0] > _versions(first, stream)[1][0], stream
         state = second.last_state["bookmarks"][stream]
         assert state["full_read_at"] and state["since"], stream
-    # nothing a change read would send: only the coupon filter
+    # nothing a change read would send: only the coupon filter and the reviews' status
     assert all(set(q) <= {"filter", "page[size]"} for path, q in sandbox.log.entries)
-    assert {q.get("filter") for path, q in sandbox.log.entries if path != "/api/coupon-codes"} == {None}
+    assert {q.get("filter") for path, q in sandbox.log.entries
+            if path not in ("/api/coupon-codes", "/api/reviews")} == {None}
+    assert {q.get("filter") for path, q in sandbox.log.entries if path == "/api/reviews"} == {"equals(status,'all')"}
     # the items of a category stop naming a deleted item, its reviews lose their item
     assert not any(item["id"] in c["items"] for c in after["catalog_categories"])
 
@@ -270,6 +277,11 @@ def test_an_older_revision_reads_variants_per_item_and_leaves_out_what_it_lacks(
                  "/api/catalog-categories"):
         assert all("page[size]" not in q for q in account.log.queries(re.escape(path))), path
     assert all(q["page[size]"] == "100" for q in account.log.queries("/api/reviews"))
+    # the spec lists no status values before 2026-04-15 (no `all`): one chain per status
+    assert sorted(q["filter"] for q in account.log.queries("/api/reviews")) == \
+        sorted(f"equals(status,'{value}')" for value in ("published", "featured", "pending", "unpublished", "rejected"))
+    assert {r["status"]["value"] for r in run.records("reviews")} == \
+        {"published", "featured", "pending", "unpublished", "rejected"}
 
 
 def test_variants_alone_read_their_items_for_ids_only_in_an_older_revision(account, tmp_path):
