@@ -36,7 +36,8 @@ class Stream(msgspec.Struct, frozen=True):
     metric_names: tuple = ()                # classic event tables: the metric's names, newest first
     operation: str | None = None            # the API operation it reads ('GET /api/flows/{id}/flow-actions'), its
                                             # facts (page size, limits, scopes, fields) from apispec
-    reads: tuple = ()                       # other operations it reads (a metric list, the lists of members)
+    reads: tuple = ()                       # other operations it reads that no parent stream names (a metric
+                                            # list, the lists of members); a parent's are added to the scopes
     resource: str | None = None             # the JSON:API type it reads (for fields[...])
     endpoint: str | None = None             # rate-limit family of the operation (default: the stream's name)
     params: tuple = ()                      # collections: fixed query parameters, as pairs
@@ -298,7 +299,7 @@ _ROWS = (
     # the spec's x-klaviyo-filters give coupon.id's operators a list only (its example a single value):
     # any() with a one-id list is valid in every revision
     _collection("coupon_codes", "GET /api/coupon-codes", "coupon-code", parent="coupons", parent_column="coupon_id",
-                parent_filter="any(coupon.id,[{id}])", reads=("GET /api/coupons",),
+                parent_filter="any(coupon.id,[{id}])",
                 revised=(revised("2026-04-15", related=(("profile_id", "profile"),)),)),
     _collection("catalog_items", "GET /api/catalog-items", "catalog-item"),
     # before 2026-04-15 a variant names no item: one request chain per item, filtered on it
@@ -375,11 +376,21 @@ def _operations(stream):
 MISSING_OPERATIONS = set()
 
 
+def _chain_operations(stream, by_name):
+    """The operations a stream's reads send in any revision: those of the streams its rows hang from
+    (the root first: a child is read under the ids its parent's list gives, whatever the parent's
+    scope), then its own (none for a stream read through its parent's include)."""
+    ancestors = tuple(dict.fromkeys(row.parent for row in _rows_of(stream) if row.parent))
+    own = () if stream.include else _operations(stream)
+    return tuple(dict.fromkeys((*(op for parent in ancestors for op in _chain_operations(by_name[parent], by_name)),
+                                *own)))
+
+
 def _with_scopes(stream, by_name):
+    """The stream with its scopes: those of every operation its chain of parents and itself send."""
     from . import apispec       # facts of the published spec (apispec.py)
-    source = by_name[stream.parent] if stream.include else stream
     scopes = []
-    for operation in _operations(source):
+    for operation in _chain_operations(stream, by_name):
         if operation in apispec.operations():
             scopes.extend(apispec.scopes(operation))
         else:

@@ -327,3 +327,17 @@ def test_codes_alone_read_the_coupons_for_their_ids_only(account, tmp_path, revi
     # the smallest field the spec lists for a coupon (`id` itself from 2026-04-15)
     assert [q[f"fields[coupon]"] for q in account.log.queries("/api/coupons")] == [field]
     assert {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"} == {"coupon_codes"}
+
+
+def test_a_child_has_the_scopes_of_every_stream_it_hangs_from():
+    # streams._with_scopes adds the parent chain's operations: coupon codes are read under the coupon
+    # list (coupons:read) with no `reads` listed by hand; so is every child, in every revision's shape
+    from tap_klaviyo.streams import STREAMS, _rows_of
+    children = 0
+    for stream in STREAMS:
+        for row in _rows_of(stream):
+            if row.parent:
+                children += 1
+                assert set(BY_NAME[row.parent].scopes) <= set(stream.scopes), (stream.name, row.parent)
+    assert children >= 8
+    assert BY_NAME["coupon_codes"].reads == ()
