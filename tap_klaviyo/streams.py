@@ -43,12 +43,19 @@ class Stream(msgspec.Struct, frozen=True):
     params: tuple = ()                      # collections: fixed query parameters, as pairs
     partitions: tuple = ()                  # collections: Dimensions; one request chain per combination of
                                             # their values (a filter the API requires, or one that shows more)
-    parent: str | None = None               # collections: the stream whose ids fill {id}
-    parent_column: str | None = None        # ... the row column carrying that id
-    parent_filter: str | None = None        # ... or a filter expression it fills instead ({id}, quoted by the tap):
-                                            # one request chain per parent on a path of no {id}
-    related: tuple = ()                     # collections: (column, relationship) pairs, columns filled from the
-                                            # relationship's data as Klaviyo sends it with no include
+    parent: str | None = None               # the stream whose rows this one's hang from: a collection read once per
+                                            # parent resource (its id fills {id} of the path, or parent_filter), or
+                                            # read from the parent's pages (include); the parent's scopes are its too
+    parent_column: str | None = None        # the row's owner id column, second in the row: the parent's id for a
+                                            # child, else filled from `related` (push tokens' profile_id) or from the
+                                            # event a row came with (event_attributions)
+    parent_filter: str | None = None        # a child whose list takes its parent in a filter expression ({id},
+                                            # quoted by the tap), not the path: one request chain per parent
+    related: tuple = ()                     # collections: (column, relationship, include) triples, columns filled
+                                            # from the relationship's data. include: the request includes the
+                                            # relationship (fields[type] its cheapest), as the spec's include
+                                            # parameter lists it; False where it does not, the data coming without
+                                            # (the response schema gives it: catalog variants' item from 2026-04-15)
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     changes: str | None = None              # resource streams: the filter that finds what changed in [{since},
                                             # {until}) (between full reads); None: every run reads it in full,
@@ -58,8 +65,6 @@ class Stream(msgspec.Struct, frozen=True):
                                             # resource's attributes one for one; columns missing here stay null
     include: str | None = None              # collections read from their parent's pages, no request of their
                                             # own: the relationship the parent's request includes
-    parent_relationship: str | None = None  # a root collection's relationship naming each row's parent (the
-                                            # request includes it, so that its data is there)
     since: str | None = None                # the first revision that has the stream (before it: no rows)
     revised: tuple = ()                     # (first revision, ((field, value), ...)) changes, latest first
     details: tuple = ()                     # (column, operation, additional field): a column the list cannot give,
@@ -255,7 +260,8 @@ _ROWS = (
                 parent="campaigns", parent_column="campaign_id", columns=CAMPAIGN_MESSAGE_COLUMNS,
                 # one request chain for every message, not one request per campaign
                 revised=(revised(OMNICHANNEL, operation="GET /api/campaign-messages", endpoint="campaign_message_list",
-                                 parent=None, parent_relationship="campaign", columns=OMNICHANNEL_MESSAGE_COLUMNS,
+                                 parent=None, related=(("campaign_id", "campaign", True),),
+                                 columns=OMNICHANNEL_MESSAGE_COLUMNS,
                                  changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),)),
     _collection("campaign_variations", None, "campaign-variation", parent="campaign_messages",
                 parent_column="campaign_message_id", include="campaign-variations", columns=VARIATION_COLUMNS,
@@ -278,10 +284,11 @@ _ROWS = (
     _collection("tag_groups", "GET /api/tag-groups", "tag-group"),
     _collection("images", "GET /api/images", "image",
                 changes="greater-or-equal(updated_at,{since}),less-than(updated_at,{until})"),
-    # the profile's id is the relationship's data, sent for an included relationship; no filter of
-    # get_push_tokens finds changes (id, profile.id, enablement_status, platform: equals only)
+    # the profile's id is the relationship's data, the relationship included (get_push_tokens lists
+    # include=profile); no filter of get_push_tokens finds changes (id, profile.id,
+    # enablement_status, platform: equals only)
     _collection("push_tokens", "GET /api/push-tokens", "push-token", parent_column="profile_id",
-                parent_relationship="profile", since="2025-04-15"),
+                related=(("profile_id", "profile", True),), since="2025-04-15"),
     _collection("accounts", "GET /api/accounts", "account"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
            operation="GET /api/lists/{id}/profiles", reads=("GET /api/lists",), resource="list",
@@ -300,12 +307,13 @@ _ROWS = (
     # any() with a one-id list is valid in every revision
     _collection("coupon_codes", "GET /api/coupon-codes", "coupon-code", parent="coupons", parent_column="coupon_id",
                 parent_filter="any(coupon.id,[{id}])",
-                revised=(revised("2026-04-15", related=(("profile_id", "profile"),)),)),
+                revised=(revised("2026-04-15", related=(("profile_id", "profile", False),)),)),
     _collection("catalog_items", "GET /api/catalog-items", "catalog-item"),
     # before 2026-04-15 a variant names no item: one request chain per item, filtered on it
     _collection("catalog_variants", "GET /api/catalog-variants", "catalog-variant", parent="catalog_items",
                 parent_column="item_id", parent_filter="equals(item.id,{id})",
-                revised=(revised("2026-04-15", parent=None, parent_filter=None, related=(("item_id", "item"),)),)),
+                revised=(revised("2026-04-15", parent=None, parent_filter=None,
+                                 related=(("item_id", "item", False),)),)),
     _collection("catalog_categories", "GET /api/catalog-categories", "catalog-category"),
     # a store review has no item; before 2026-04-15 no review names its item (item_id left out).
     # Every status is asked for: from 2026-04-15 the spec's x-klaviyo-filters give `status` (equals)
@@ -314,7 +322,8 @@ _ROWS = (
     # ReviewStatus* schemas and Klaviyo's Reviews API overview). INFERRED: what the list answers
     # without the filter (no source says; a value `all` suggests fewer than every status).
     _collection("reviews", "GET /api/reviews", "review", partitions=(REVIEW_STATUSES,),
-                revised=(revised("2026-04-15", partitions=(REVIEW_STATUS_ALL,), related=(("item_id", "item"),)),)),
+                revised=(revised("2026-04-15", partitions=(REVIEW_STATUS_ALL,),
+                                 related=(("item_id", "item", False),)),)),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
     # metric list finds the conversion metric (config conversion_metric).

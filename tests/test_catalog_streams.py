@@ -341,3 +341,25 @@ def test_a_child_has_the_scopes_of_every_stream_it_hangs_from():
                 assert set(BY_NAME[row.parent].scopes) <= set(stream.scopes), (stream.name, row.parent)
     assert children >= 8
     assert BY_NAME["coupon_codes"].reads == ()
+
+
+def test_a_related_column_includes_its_relationship_exactly_where_the_spec_lets_it():
+    # Stream.related (column, relationship, include): include where the operation's `include` lists
+    # the relationship (its data is then the included resource's: push tokens' profile, omnichannel
+    # messages' campaign), not where it cannot be included (a variant's or a review's item, a code's
+    # profile: the response schema gives the data from 2026-04-15 on, with no include to ask for)
+    from tap_klaviyo import apispec
+    from tap_klaviyo.streams import STREAMS, at_revision, available
+    seen = set()
+    for stream in STREAMS:
+        for revision in revisions.SUPPORTED:
+            row = at_revision(stream, revision)
+            if not available(row, revision) or not row.operation or not apispec.exists(row.operation, revision):
+                continue
+            listed = (apispec.rules(row.operation, revision)["params"].get("include") or {}).get("enum") or ()
+            for column, relationship, include in row.related:
+                assert include == (relationship in listed), (stream.name, column, revision)
+                seen.add((stream.name, column, include))
+    assert {("push_tokens", "profile_id", True), ("campaign_messages", "campaign_id", True),
+            ("reviews", "item_id", False), ("catalog_variants", "item_id", False),
+            ("coupon_codes", "profile_id", False)} <= seen
