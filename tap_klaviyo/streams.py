@@ -46,9 +46,10 @@ class Stream(msgspec.Struct, frozen=True):
     parent: str | None = None               # the stream whose rows this one's hang from: a collection read once per
                                             # parent resource (its id fills {id} of the path, or parent_filter), or
                                             # read from the parent's pages (include); the parent's scopes are its too
-    parent_column: str | None = None        # the row's owner id column, second in the row: the parent's id for a
-                                            # child, else filled from `related` (push tokens' profile_id) or from the
-                                            # event a row came with (event_attributions)
+    parent_column: str | None = None        # the row's column of its owner's id (after `id`): the parent's id for a
+                                            # child, else filled from `related` (push tokens' profile_id), from the
+                                            # event a row came with (event_attributions), or the list's or segment's
+                                            # id (members)
     parent_filter: str | None = None        # a child whose list takes its parent in a filter expression ({id},
                                             # quoted by the tap), not the path: one request chain per parent
     related: tuple = ()                     # collections: (column, relationship, include) triples, columns filled
