@@ -36,18 +36,27 @@ class Stream(msgspec.Struct, frozen=True):
     metric_names: tuple = ()                # classic event tables: the metric's names, newest first
     operation: str | None = None            # the API operation it reads ('GET /api/flows/{id}/flow-actions'), its
                                             # facts (page size, limits, scopes, fields) from apispec
-    reads: tuple = ()                       # other operations it reads (a metric list, the lists of members)
+    reads: tuple = ()                       # other operations it reads that no parent stream names (a metric
+                                            # list, the lists of members); a parent's are added to the scopes
     resource: str | None = None             # the JSON:API type it reads (for fields[...])
     endpoint: str | None = None             # rate-limit family of the operation (default: the stream's name)
     params: tuple = ()                      # collections: fixed query parameters, as pairs
     partitions: tuple = ()                  # collections: Dimensions; one request chain per combination of
                                             # their values (a filter the API requires, or one that shows more)
-    parent: str | None = None               # collections: the stream whose ids fill {id}
-    parent_column: str | None = None        # ... the row column carrying that id
-    parent_filter: str | None = None        # ... or a filter expression it fills instead ({id}, quoted by the tap):
-                                            # one request chain per parent on a path of no {id}
-    related: tuple = ()                     # collections: (column, relationship) pairs, columns filled from the
-                                            # relationship's data as Klaviyo sends it with no include
+    parent: str | None = None               # the stream whose rows this one's hang from: a collection read once per
+                                            # parent resource (its id fills {id} of the path, or parent_filter), or
+                                            # read from the parent's pages (include); the parent's scopes are its too
+    parent_column: str | None = None        # the row's column of its owner's id (after `id`): the parent's id for a
+                                            # child, else filled from `related` (push tokens' profile_id), from the
+                                            # event a row came with (event_attributions), or the list's or segment's
+                                            # id (members)
+    parent_filter: str | None = None        # a child whose list takes its parent in a filter expression ({id},
+                                            # quoted by the tap), not the path: one request chain per parent
+    related: tuple = ()                     # collections: (column, relationship, include) triples, columns filled
+                                            # from the relationship's data. include: the request includes the
+                                            # relationship (fields[type] its cheapest), as the spec's include
+                                            # parameter lists it; False where it does not, the data coming without
+                                            # (the response schema gives it: catalog variants' item from 2026-04-15)
     updated_field: str | None = None        # collections read incrementally: the attribute filtered on
     changes: str | None = None              # resource streams: the filter that finds what changed in [{since},
                                             # {until}) (between full reads); None: every run reads it in full,
@@ -57,8 +66,6 @@ class Stream(msgspec.Struct, frozen=True):
                                             # resource's attributes one for one; columns missing here stay null
     include: str | None = None              # collections read from their parent's pages, no request of their
                                             # own: the relationship the parent's request includes
-    parent_relationship: str | None = None  # a root collection's relationship naming each row's parent (the
-                                            # request includes it, so that its data is there)
     since: str | None = None                # the first revision that has the stream (before it: no rows)
     revised: tuple = ()                     # (first revision, ((field, value), ...)) changes, latest first
     details: tuple = ()                     # (column, operation, additional field): a column the list cannot give,
@@ -172,6 +179,9 @@ AUDIENCE_COLUMNS = (
 # Klaviyo's campaign and flow lists leave archived items out unless the filter asks for them
 # (klaviyo-api notes: Airbyte and Estuary read them in requests of their own): both, side by side.
 ARCHIVED = Dimension("equals(archived,{value})", ("false", "true"))
+# A review's status (get_reviews; see the reviews row): every value, or `all` where the spec lists it.
+REVIEW_STATUSES = Dimension("equals(status,'{value}')", ("published", "featured", "pending", "unpublished", "rejected"))
+REVIEW_STATUS_ALL = Dimension("equals(status,'{value}')", ("all",))
 
 _ROWS = (
     _classic_event("receive", "Received Email"),
@@ -251,7 +261,8 @@ _ROWS = (
                 parent="campaigns", parent_column="campaign_id", columns=CAMPAIGN_MESSAGE_COLUMNS,
                 # one request chain for every message, not one request per campaign
                 revised=(revised(OMNICHANNEL, operation="GET /api/campaign-messages", endpoint="campaign_message_list",
-                                 parent=None, parent_relationship="campaign", columns=OMNICHANNEL_MESSAGE_COLUMNS,
+                                 parent=None, related=(("campaign_id", "campaign", True),),
+                                 columns=OMNICHANNEL_MESSAGE_COLUMNS,
                                  changes="greater-or-equal(updated,{since}),less-than(updated,{until})"),)),
     _collection("campaign_variations", None, "campaign-variation", parent="campaign_messages",
                 parent_column="campaign_message_id", include="campaign-variations", columns=VARIATION_COLUMNS,
@@ -274,10 +285,11 @@ _ROWS = (
     _collection("tag_groups", "GET /api/tag-groups", "tag-group"),
     _collection("images", "GET /api/images", "image",
                 changes="greater-or-equal(updated_at,{since}),less-than(updated_at,{until})"),
-    # the profile's id is the relationship's data, sent for an included relationship; no filter of
-    # get_push_tokens finds changes (id, profile.id, enablement_status, platform: equals only)
+    # the profile's id is the relationship's data, the relationship included (get_push_tokens lists
+    # include=profile); no filter of get_push_tokens finds changes (id, profile.id,
+    # enablement_status, platform: equals only)
     _collection("push_tokens", "GET /api/push-tokens", "push-token", parent_column="profile_id",
-                parent_relationship="profile", since="2025-04-15"),
+                related=(("profile_id", "profile", True),), since="2025-04-15"),
     _collection("accounts", "GET /api/accounts", "account"),
     Stream("list_members", MEMBERS, ("list_id", "profile_id"), FULL_TABLE, "list_members",
            operation="GET /api/lists/{id}/profiles", reads=("GET /api/lists",), resource="list",
@@ -295,17 +307,24 @@ _ROWS = (
     # the spec's x-klaviyo-filters give coupon.id's operators a list only (its example a single value):
     # any() with a one-id list is valid in every revision
     _collection("coupon_codes", "GET /api/coupon-codes", "coupon-code", parent="coupons", parent_column="coupon_id",
-                parent_filter="any(coupon.id,[{id}])", reads=("GET /api/coupons",),
-                revised=(revised("2026-04-15", related=(("profile_id", "profile"),)),)),
+                parent_filter="any(coupon.id,[{id}])",
+                revised=(revised("2026-04-15", related=(("profile_id", "profile", False),)),)),
     _collection("catalog_items", "GET /api/catalog-items", "catalog-item"),
     # before 2026-04-15 a variant names no item: one request chain per item, filtered on it
     _collection("catalog_variants", "GET /api/catalog-variants", "catalog-variant", parent="catalog_items",
                 parent_column="item_id", parent_filter="equals(item.id,{id})",
-                revised=(revised("2026-04-15", parent=None, parent_filter=None, related=(("item_id", "item"),)),)),
+                revised=(revised("2026-04-15", parent=None, parent_filter=None,
+                                 related=(("item_id", "item", False),)),)),
     _collection("catalog_categories", "GET /api/catalog-categories", "catalog-category"),
-    # a store review has no item; before 2026-04-15 no review names its item (item_id left out)
-    _collection("reviews", "GET /api/reviews", "review",
-                revised=(revised("2026-04-15", related=(("item_id", "item"),)),)),
+    # a store review has no item; before 2026-04-15 no review names its item (item_id left out).
+    # Every status is asked for: from 2026-04-15 the spec's x-klaviyo-filters give `status` (equals)
+    # the values published, unpublished, rejected, featured, pending and `all`, so one chain filtered
+    # on `all`; before, the spec names no values, so one chain per status (the five of the spec's
+    # ReviewStatus* schemas and Klaviyo's Reviews API overview). INFERRED: what the list answers
+    # without the filter (no source says; a value `all` suggests fewer than every status).
+    _collection("reviews", "GET /api/reviews", "review", partitions=(REVIEW_STATUSES,),
+                revised=(revised("2026-04-15", partitions=(REVIEW_STATUS_ALL,),
+                                 related=(("item_id", "item", False),)),)),
 
     # Opt-in: Klaviyo's Reporting API, the numbers its own dashboards show (tasks/reports.py). The
     # metric list finds the conversion metric (config conversion_metric).
@@ -367,11 +386,21 @@ def _operations(stream):
 MISSING_OPERATIONS = set()
 
 
+def _chain_operations(stream, by_name):
+    """The operations a stream's reads send in any revision: those of the streams its rows hang from
+    (the root first: a child is read under the ids its parent's list gives, whatever the parent's
+    scope), then its own (none for a stream read through its parent's include)."""
+    ancestors = tuple(dict.fromkeys(row.parent for row in _rows_of(stream) if row.parent))
+    own = () if stream.include else _operations(stream)
+    return tuple(dict.fromkeys((*(op for parent in ancestors for op in _chain_operations(by_name[parent], by_name)),
+                                *own)))
+
+
 def _with_scopes(stream, by_name):
+    """The stream with its scopes: those of every operation its chain of parents and itself send."""
     from . import apispec       # facts of the published spec (apispec.py)
-    source = by_name[stream.parent] if stream.include else stream
     scopes = []
-    for operation in _operations(source):
+    for operation in _chain_operations(stream, by_name):
         if operation in apispec.operations():
             scopes.extend(apispec.scopes(operation))
         else:

@@ -105,7 +105,10 @@ def test_every_field_of_every_row_and_the_keys(full):
     assert len({r["coupon_id"] for r in codes}) == len(dump["coupons"]) > 1
     assert len({r["item_id"] for r in run.records("catalog_variants")}) > 5
     assert any(r["item_id"] is None and r["review_type"] == "store" for r in run.records("reviews"))
-    assert any(r["status"]["value"] == "rejected" for r in run.records("reviews"))
+    # every status a review holds (the sandbox answers published reviews only to a list with no
+    # status filter: the tap asks for `all`)
+    assert {r["status"]["value"] for r in run.records("reviews")} == \
+        {"published", "featured", "pending", "unpublished", "rejected"}
 
 
 def test_the_required_coupon_filter_one_chain_per_coupon_each_in_its_family(full):
@@ -118,7 +121,9 @@ def test_the_required_coupon_filter_one_chain_per_coupon_each_in_its_family(full
                         "catalog_categories": 1, "reviews": 1}
     # the variants' item comes with each variant (2026-04-15 on): one list, no filter
     assert [q for path, q in entries if path == "/api/catalog-variants"] == [{"page[size]": "100"}]
-    assert [q for path, q in entries if path == "/api/reviews"] == [{"page[size]": "100"}]
+    # every status in one chain: the spec lists the value `all` from 2026-04-15 on
+    assert [q for path, q in entries if path == "/api/reviews"] == [{"filter": "equals(status,'all')",
+                                                                      "page[size]": "100"}]
 
 
 def test_the_coupon_code_list_refuses_a_request_without_its_filter(account):
@@ -220,9 +225,11 @@ def test_each_run_reads_in_full_and_a_deletion_leaves_with_activate_version(make
         assert activated[0] > _versions(first, stream)[1][0], stream
         state = second.last_state["bookmarks"][stream]
         assert state["full_read_at"] and state["since"], stream
-    # nothing a change read would send: only the coupon filter
+    # nothing a change read would send: only the coupon filter and the reviews' status
     assert all(set(q) <= {"filter", "page[size]"} for path, q in sandbox.log.entries)
-    assert {q.get("filter") for path, q in sandbox.log.entries if path != "/api/coupon-codes"} == {None}
+    assert {q.get("filter") for path, q in sandbox.log.entries
+            if path not in ("/api/coupon-codes", "/api/reviews")} == {None}
+    assert {q.get("filter") for path, q in sandbox.log.entries if path == "/api/reviews"} == {"equals(status,'all')"}
     # the items of a category stop naming a deleted item, its reviews lose their item
     assert not any(item["id"] in c["items"] for c in after["catalog_categories"])
 
@@ -270,6 +277,11 @@ def test_an_older_revision_reads_variants_per_item_and_leaves_out_what_it_lacks(
                  "/api/catalog-categories"):
         assert all("page[size]" not in q for q in account.log.queries(re.escape(path))), path
     assert all(q["page[size]"] == "100" for q in account.log.queries("/api/reviews"))
+    # the spec lists no status values before 2026-04-15 (no `all`): one chain per status
+    assert sorted(q["filter"] for q in account.log.queries("/api/reviews")) == \
+        sorted(f"equals(status,'{value}')" for value in ("published", "featured", "pending", "unpublished", "rejected"))
+    assert {r["status"]["value"] for r in run.records("reviews")} == \
+        {"published", "featured", "pending", "unpublished", "rejected"}
 
 
 def test_variants_alone_read_their_items_for_ids_only_in_an_older_revision(account, tmp_path):
@@ -315,3 +327,39 @@ def test_codes_alone_read_the_coupons_for_their_ids_only(account, tmp_path, revi
     # the smallest field the spec lists for a coupon (`id` itself from 2026-04-15)
     assert [q[f"fields[coupon]"] for q in account.log.queries("/api/coupons")] == [field]
     assert {m["stream"] for m in run.messages if m["type"] == "ACTIVATE_VERSION"} == {"coupon_codes"}
+
+
+def test_a_child_has_the_scopes_of_every_stream_it_hangs_from():
+    # streams._with_scopes adds the parent chain's operations: coupon codes are read under the coupon
+    # list (coupons:read) with no `reads` listed by hand; so is every child, in every revision's shape
+    from tap_klaviyo.streams import STREAMS, _rows_of
+    children = 0
+    for stream in STREAMS:
+        for row in _rows_of(stream):
+            if row.parent:
+                children += 1
+                assert set(BY_NAME[row.parent].scopes) <= set(stream.scopes), (stream.name, row.parent)
+    assert children >= 8
+    assert BY_NAME["coupon_codes"].reads == ()
+
+
+def test_a_related_column_includes_its_relationship_exactly_where_the_spec_lets_it():
+    # Stream.related (column, relationship, include): include where the operation's `include` lists
+    # the relationship (its data is then the included resource's: push tokens' profile, omnichannel
+    # messages' campaign), not where it cannot be included (a variant's or a review's item, a code's
+    # profile: the response schema gives the data from 2026-04-15 on, with no include to ask for)
+    from tap_klaviyo import apispec
+    from tap_klaviyo.streams import STREAMS, at_revision, available
+    seen = set()
+    for stream in STREAMS:
+        for revision in revisions.SUPPORTED:
+            row = at_revision(stream, revision)
+            if not available(row, revision) or not row.operation or not apispec.exists(row.operation, revision):
+                continue
+            listed = (apispec.rules(row.operation, revision)["params"].get("include") or {}).get("enum") or ()
+            for column, relationship, include in row.related:
+                assert include == (relationship in listed), (stream.name, column, revision)
+                seen.add((stream.name, column, include))
+    assert {("push_tokens", "profile_id", True), ("campaign_messages", "campaign_id", True),
+            ("reviews", "item_id", False), ("catalog_variants", "item_id", False),
+            ("coupon_codes", "profile_id", False)} <= seen

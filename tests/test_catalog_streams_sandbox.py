@@ -31,7 +31,7 @@ def _all(sandbox, path, params, revision):
 
 
 def test_page_sizes_per_revision(sandbox):
-    status, document, _ = sandbox.api("/api/reviews", {}, revision=NEW)
+    status, document, _ = sandbox.api("/api/reviews", {"filter": "equals(status,'all')"}, revision=NEW)
     assert status == 200 and len(document["data"]) == 20 and document["links"]["next"]     # default 20
     for path in ("/api/coupons", "/api/catalog-items", "/api/catalog-variants", "/api/catalog-categories",
                  "/api/reviews"):
@@ -50,7 +50,7 @@ def test_paging_is_complete_and_sorts_both_ways(sandbox):
     assert sorted(r["id"] for r in data) == sorted(v["id"] for v in dump["catalog_variants"])
     created = [r["attributes"]["created"] for r in data]
     assert created == sorted(created, reverse=True)
-    data, _ = _all(sandbox, "/api/reviews", {"page[size]": "9", "sort": "rating"}, NEW)
+    data, _ = _all(sandbox, "/api/reviews", {"page[size]": "9", "sort": "rating", "filter": "equals(status,'all')"}, NEW)
     assert len(data) == len(dump["reviews"])
     ratings = [r["attributes"]["rating"] for r in data if r["attributes"]["rating"] is not None]
     assert ratings == sorted(ratings)
@@ -68,12 +68,25 @@ def test_filters_and_their_operators(sandbox):
     assert sorted(r["id"] for r in data) == sorted(category["items"])
     data, _ = _all(sandbox, "/api/catalog-categories", {"filter": f"equals(item.id,'{item['id']}')"}, NEW)
     assert {r["id"] for r in data} == {c["id"] for c in dump["catalog_categories"] if item["id"] in c["items"]}
-    data, _ = _all(sandbox, "/api/reviews", {"filter": "greater-or-equal(rating,4),equals(verified,true)"}, NEW)
+    data, _ = _all(sandbox, "/api/reviews", {"filter": "greater-or-equal(rating,4),equals(verified,true),"
+                                                       "equals(status,'all')"}, NEW)
     assert {r["id"] for r in data} == {r["id"] for r in dump["reviews"] if (r["attributes"]["rating"] or 0) >= 4
                                        and r["attributes"]["verified"]}
     data, _ = _all(sandbox, "/api/reviews", {"filter": "equals(status,'rejected')"}, NEW)
     assert data and all(r["attributes"]["status"]["value"] == "rejected" for r in data)
     assert len(_all(sandbox, "/api/reviews", {"filter": "equals(status,'all')"}, NEW)[0]) == len(dump["reviews"])
+    # no status filter: published reviews only (the sandbox's inferred default, tests/sandbox/catalog.py);
+    # `published` is not `featured`; `all` only where the spec lists it (2026-04-15 on)
+    for revision in (OLD, NEW):
+        for value in ("published", "featured", "pending", "unpublished", "rejected"):
+            data, _ = _all(sandbox, "/api/reviews", {"filter": f"equals(status,'{value}')"}, revision)
+            assert data and {r["id"] for r in data} == \
+                {r["id"] for r in dump["reviews"] if r["attributes"]["status"]["value"] == value}, (revision, value)
+        data, _ = _all(sandbox, "/api/reviews", {}, revision)
+        assert {r["id"] for r in data} == \
+            {r["id"] for r in dump["reviews"] if r["attributes"]["status"]["value"] == "published"}
+    status, document, _ = sandbox.api("/api/reviews", {"filter": "equals(status,'all')"}, revision=OLD)
+    assert status == 400 and document["errors"][0]["source"] == {"parameter": "filter"}
     data, _ = _all(sandbox, "/api/coupon-codes", {"filter": "any(coupon.id,['WELCOME10']),equals(status,'USED')"}, NEW)
     assert {r["id"] for r in data} == {c["id"] for c in dump["coupon_codes"]
                                        if c["coupon"] == "WELCOME10" and c["attributes"]["status"] == "USED"}
@@ -98,7 +111,7 @@ def test_relationship_data_and_includes_per_revision(sandbox):
         assert ("monitor_configuration" in included[0]["attributes"]) is (revision >= "2025-07-15")
         variants, _ = _all(sandbox, "/api/catalog-variants", {}, revision)
         assert all(("data" in r["relationships"]["item"]) is shown for r in variants), revision
-        reviews, _ = _all(sandbox, "/api/reviews", {"page[size]": "100"}, revision)
+        reviews, _ = _all(sandbox, "/api/reviews", {"page[size]": "100"}, revision)     # published ones
         item_data = [r["relationships"]["item"].get("data") for r in reviews]
         assert (any(item_data)) is shown
         items, included = _all(sandbox, "/api/catalog-items", {"include": "variants",

@@ -65,9 +65,11 @@ class Query:
                                    [apispec.cheapest(self.operation, stream.resource, config.revision)])
             self.params[f"fields[{stream.resource}]"] = self.fields
         self.family = "profiles_predictive" if PREDICTIVE in additional else stream.rate_family
-        # columns from relationship data (no request parameter: Klaviyo sends it whatever the fieldset)
-        self.related = tuple((column, relationship) for column, relationship in stream.related
+        # columns from relationship data (Stream.related): those selected, and the owner's id always;
+        # the relationships the request includes for them
+        self.related = tuple((column, relationship, include) for column, relationship, include in stream.related
                              if chosen is None or column in chosen or column == stream.parent_column)
+        self.includes = tuple(dict.fromkeys(relationship for _, relationship, include in self.related if include))
         # detail columns the catalog selects, each read by a request per row; one the revision's
         # operation does not offer stays null, and nothing is asked for it
         self.details = tuple((column, operation, field) for column, operation, field in stream.details
@@ -84,7 +86,7 @@ class Query:
             row = shaped_row(resource, stream.columns, stream.parent_column, parent_id, self.attributes)
         else:
             row = resource_row(resource, stream.parent_column, parent_id, self.attributes)
-        for column, relationship in self.related:
+        for column, relationship, _ in self.related:
             row[column] = next(iter(_related_ids(resource, relationship) or ()), None)
         # a selected detail column: null until its request (DetailRead) fills it
         row.update((column, None) for column, _, _ in self.details)
@@ -196,11 +198,10 @@ class CollectionScan:
             fields = Query.of(child, self.context).fields
             if fields:
                 params[f"fields[{child.resource}]"] = fields
-        if self.emit and stream.parent_relationship:
-            # the parent's id is the relationship's data, which Klaviyo sends for included relationships
-            includes.append(stream.parent_relationship)
-            params[f"fields[{stream.parent_relationship}]"] = apispec.cheapest(
-                stream.operation, stream.parent_relationship, config.revision)
+        for relationship in Query.of(stream, self.context).includes if self.emit else ():
+            # a column from relationship data Klaviyo sends for an included relationship (Stream.related)
+            includes.append(relationship)
+            params[f"fields[{relationship}]"] = apispec.cheapest(stream.operation, relationship, config.revision)
         if includes:
             params["include"] = ",".join(includes)
         since = self.context.changed_since.get(stream.name) if stream.changes and not stream.parent else None
@@ -225,11 +226,8 @@ class CollectionScan:
         spawn = []
         if self.emit:
             query = Query.of(stream, self.context)
-            for resource in resources:
-                parent_id = self.parent_id
-                if stream.parent_relationship:
-                    parent_id = next(iter(_related_ids(resource, stream.parent_relationship) or ()), None)
-                rows.append(query.row(stream, resource, parent_id))
+            # the owner's id: the parent's, or a relationship's data (Query.row fills Stream.related)
+            rows = [query.row(stream, resource, self.parent_id) for resource in resources]
             if query.detail_requests:       # each row written once its details are read
                 spawn = [(DetailRead(stream, self.context, row), 0) for row in rows]
                 rows = []

@@ -12,14 +12,21 @@ operator or page size the spec refuses never reaches them):
   contains, `published` equals), /api/catalog-categories (`ids` any, `item.id` equals, `name`
   contains); each sorts on `created` both ways ("Returns a maximum of 100 ... per request").
 - GET /api/reviews: `created` ge/le, `rating` any/equals/ge/le, `id` and `item.id` any/equals,
-  `content` contains, `status` equals (`all` matches every status), `review_type` and `verified`
-  equals; sorts on created, rating, updated; `include=events`; pages of 20 by default, 100 at most.
+  `content` contains, `status` equals, `review_type` and `verified` equals; sorts on created,
+  rating, updated; `include=events`; pages of 20 by default, 100 at most. `equals(status,'all')`
+  matches every status from 2026-04-15 on, where the spec's x-klaviyo-filters list `all` among the
+  status values; before, the spec lists no values and the sandbox refuses `all` (inferred: the value
+  was not published there). `equals(status,'published')` answers published reviews only, not the
+  featured ones (a review holds one status value: the spec's ReviewStatus* oneOf).
 
 Relationship data: a code's coupon, an item's variants and a review's events at every revision; a
 code's profile, a variant's item, a category's items and a review's item from 2026-04-15 on (the
 spec gives them as links only before). `page[size]` exists from 2026-04-15 on for all but reviews;
 before, the page is 100 (the catalog's descriptions say so; for coupons and codes it is inferred).
-A review list with no `status` filter answers every status (inferred: the spec names no default).
+A review list with no `status` filter answers published reviews only. INFERRED: neither the spec nor
+Klaviyo's reference pages (get_reviews, the Reviews overview) say what the list returns without the
+filter; a filter value `all` means the unfiltered list is narrower, and published-only is the
+narrowest plausible default, so that the tests tell a tap that sends the filter from one that does not.
 Coupons have `monitor_configuration` from 2025-07-15 on.
 
 Data is drawn from its own Random (seeded from this module's name and the account's anchor), after
@@ -92,6 +99,7 @@ PRODUCTS = ("Linen Shirt", "Canvas Tote", "Trail Runner", "Wool Beanie", "Cerami
 COLORS = ("Red", "Navy", "Olive", "Sand", "Black")
 SIZES = ("S", "M", "L", "XL")
 CATEGORIES = ("Apparel", "Accessories", "Footwear", "Home", "Outdoor", "Sale", "New Arrivals", "Gifts")
+REVIEW_STATUSES = ("rejected", "published", "featured", "pending", "unpublished")     # the spec's ReviewStatus*
 REVIEW_TYPES = (("review", 6), ("rating", 2), ("question", 1))
 REJECTIONS = ("other", "fake", "false_or_misleading", "private_information", "profanity_or_inappropriate", "unrelated")
 CONTENT = ("Fits as described and arrived quickly.", "Great quality for the price.", "Colour is lighter than shown.",
@@ -200,6 +208,8 @@ def populate(account, counts=None):
         created = when(300, 1)
         rating = None if kind == "question" else rng.choice((1, 2, 3, 4, 4, 5, 5, 5))
         value = rng.choice(("published", "published", "published", "featured", "pending", "unpublished", "rejected"))
+        if n < len(REVIEW_STATUSES):    # every status held at least once, whatever the anchor draws
+            value = REVIEW_STATUSES[n]
         status = {"value": value}
         if value == "rejected":
             reason = rng.choice(REJECTIONS)
@@ -246,21 +256,27 @@ def _int_value(raw, op):
     return int(raw)
 
 
-def _filters(query, spec, where):
-    """[(name, getter, op, value)] of the query's filter (entities' parser, plus integers)."""
+def _filters(query, spec, where, revision=None):
+    """[(name, getter, op, value)] of the query's filter (entities' parser, plus integers). A review
+    list with no status filter answers published reviews only (inferred: see the module's text)."""
     chosen = []
+    status = None
     for op, name, raw in api.parse_filter(query["filter"]) if query.get("filter") else []:
         entry = spec.get(name)
         if entry is None or op not in entry[2]:
             raise _entities._bad(f"Invalid filter provided: {op}({name}) is not supported on {where}")
         getter, kind, _ = entry
         if name == "status" and where == "reviews":
-            value = _entities._value(raw, "str", op)
+            value = status = _entities._value(raw, "str", op)
             if value == "all":
+                if revision is not None and revision < REVIEW_STATUS_ALL:
+                    raise _entities._bad(f"Invalid filter provided: 'all' is not a value of status on {where}")
                 continue
         else:
             value = _int_value(raw, op) if kind == "int" else _entities._value(raw, kind, op)
         chosen.append((name, getter, op, value))
+    if where == "reviews" and status is None:
+        chosen.append(("status", spec["status"][0], "equals", "published"))
     return chosen
 
 
@@ -411,13 +427,14 @@ REVIEW_FILTERS = {
     "status": (lambda r: (r["attributes"]["status"] or {}).get("value"), "str", {"equals"}),
     "review_type": (_attr("review_type"), "str", {"equals"}), "verified": (_attr("verified"), "bool", {"equals"}),
 }
+REVIEW_STATUS_ALL = "2026-04-15"    # the first revision whose spec lists `all` among the status values
 REVIEW_SORTS = {"created": _time("created"), "rating": _attr("rating"), "updated": _time("updated")}
 
 
 def reviews(sandbox, query, revision, base):
     catalog = of(sandbox.account)
     version = catalog.version
-    filters = _filters(query, REVIEW_FILTERS, "reviews")
+    filters = _filters(query, REVIEW_FILTERS, "reviews", revision)
     includes = _entities._includes(query, ("events",))
     page, token = _page(sandbox, catalog, "reviews", list(catalog.reviews), query, REVIEW_SORTS, filters, default=20,
                         version=version)
