@@ -339,10 +339,11 @@ def _plan_cycles(context):
     """Which selected resource streams this run reads in full, and from when the others read what
     changed (docs/full-reads.md). The streams under one root share its read: in full when the root
     has no filter for changes, when one of them is due a full read (full_refresh_days), has no
-    bookmark yet, or carries other columns than its last full read did; else changes since the earliest of their bookmarks. A stream read in full has its
-    rows carry a table version (the sync's start in milliseconds, Singer's convention), activated
-    once the stream is complete. A stream the revision lacks is not read at all: an empty full read
-    would have the target drop its rows."""
+    bookmark yet, or carries other columns than its last full read did; else changes since the
+    earliest of their bookmarks. A stream read in full has its rows carry a table version (the
+    sync's start in milliseconds, Singer's convention), activated once the stream is complete. A
+    stream the revision lacks is not read at all: an empty full read would have the target drop its
+    rows."""
     version = int(context.started * 1000)
     config = context.config
     days = config.full_refresh_days
