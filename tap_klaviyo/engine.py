@@ -10,6 +10,7 @@ one before it. STATE goes out at most once a second and at the end.
 import copy
 import ctypes
 import gc
+import hashlib
 import logging
 import os
 import queue
@@ -24,7 +25,7 @@ from .decoding import Decoders
 from . import timeutil
 from .discovery import schema
 from .output import read_in_full
-from .streams import STREAMS, at_revision, available, reads_in_full, root_of
+from .streams import STREAMS, at_revision, available, detail_columns, reads_in_full, root_of
 
 LOGGER = logging.getLogger("tap_klaviyo")
 PROGRESS_SECONDS = 5.0
@@ -323,14 +324,26 @@ def _settle(states, output, started, revision):
             output.activate(stream_state.name, stream_state.version)
 
 
+def columns_digest(stream, columns):
+    """A short stable digest of the columns a resource stream's rows carry (columns: the catalog's
+    selection, stream name -> set or None for every column but the detail ones, as
+    discovery.selected_columns gives it). Its bookmark keeps the last full read's (docs/full-reads.md):
+    when this run's differs, a column was selected (or dropped) since, and the tree is read in full."""
+    chosen = columns.get(stream.name)
+    if chosen is None:
+        chosen = set(schema(stream)["properties"]) - set(detail_columns(stream))
+    return hashlib.sha256(",".join(sorted(chosen)).encode()).hexdigest()[:12]
+
+
 def _plan_cycles(context):
     """Which selected resource streams this run reads in full, and from when the others read what
     changed (docs/full-reads.md). The streams under one root share its read: in full when the root
-    has no filter for changes, when one of them is due a full read (full_refresh_days) or has no
-    bookmark yet; else changes since the earliest of their bookmarks. A stream read in full has its
-    rows carry a table version (the sync's start in milliseconds, Singer's convention), activated
-    once the stream is complete. A stream the revision lacks is not read at all: an empty full read
-    would have the target drop its rows."""
+    has no filter for changes, when one of them is due a full read (full_refresh_days), has no
+    bookmark yet, or carries other columns than its last full read did; else changes since the
+    earliest of their bookmarks. A stream read in full has its rows carry a table version (the
+    sync's start in milliseconds, Singer's convention), activated once the stream is complete. A
+    stream the revision lacks is not read at all: an empty full read would have the target drop its
+    rows."""
     version = int(context.started * 1000)
     config = context.config
     days = config.full_refresh_days
@@ -345,7 +358,14 @@ def _plan_cycles(context):
     versions = {}
     for root, members in trees.items():
         marks = [member.changed_since(context.started) for member in members]
-        if context.rows[root].changes is None or None in marks or \
+        # every member's columns are compared (no short cut): each keeps this run's digest for its bookmark
+        recolumned = [member.name for member in members
+                      if member.columns_changed(columns_digest(context.rows[member.name], context.columns))]
+        if recolumned and None not in marks:
+            LOGGER.info("stream%s %s: selected columns differ from those of the last full read; reading %s in full",
+                        "s" if len(recolumned) > 1 else "", ", ".join(recolumned),
+                        ", ".join(member.name for member in members))
+        if context.rows[root].changes is None or None in marks or recolumned or \
                 any(member.full_read_due(context.started, days, config.revision) for member in members):
             for member in members:
                 member.read_in_full(version)

@@ -217,6 +217,7 @@ class StreamState:
         self.version = None         # read in full this run: the table version its rows carry
         self.partial = False        # a page of it said rows are missing
         self.finished = False
+        self.columns = None         # a digest of the columns its rows carry this run (engine.columns_digest)
 
     def bookmark(self, legacy_keys=()):
         """The bookmark the run began with (epoch seconds), None when the state holds none."""
@@ -270,6 +271,15 @@ class StreamState:
                            self.name, last, exc)
             return True
 
+    def columns_changed(self, columns):
+        """Whether the stream's last full read carried other columns than this run's (bookmark
+        columns, a digest engine.columns_digest makes): a column selected since then holds nothing in
+        the rows that read left unchanged. A bookmark without one (a state written before the tap
+        kept it) is taken to match, and adopts this run's when the run finishes the stream."""
+        self.columns = columns
+        stored = ((self._state.get("bookmarks") or {}).get(self.name) or {}).get("columns")
+        return stored is not None and stored != columns
+
     def changed_since(self, started):
         """Where this run's read of changes begins: the start of the last run that read the
         stream to its end (bookmark since), never after this run's; None when there is none."""
@@ -284,8 +294,9 @@ class StreamState:
 
     def finish(self, started, revision):
         """Once the stream is complete, what its bookmark keeps: a read with no row missing moves
-        since to the run's start (the next run's changes begin there), and a full read is dated and
-        may activate its version. Returns whether it activates."""
+        since to the run's start (the next run's changes begin there), and a full read is dated,
+        keeps the revision and the columns it read (a bookmark that has no columns yet takes this
+        run's), and may activate its version. Returns whether it activates."""
         if not self.cycled or self.finished or not self.complete:
             return False
         self.finished = True
@@ -299,6 +310,8 @@ class StreamState:
         if self.version is not None:
             bookmark["full_read_at"] = timeutil.to_bookmark(started)
             bookmark["revision"] = revision
+        if self.columns is not None and (self.version is not None or "columns" not in bookmark):
+            bookmark["columns"] = self.columns
         return self.version is not None
 
     def apply(self, task, mark, spans):

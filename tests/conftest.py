@@ -85,6 +85,40 @@ class Sandbox:
         self.server.server_close()
 
 
+class RequestLog:
+    """The sandbox runs in this process: every API request it answers, as the tests see it.
+    entries: (path, query) of each GET it routes; requests: (revision, operation, query) of each
+    request it checks against the spec (GETs and POSTs, operation as tests/sandbox/spec.py names it)."""
+
+    def __init__(self, sandbox):
+        from tests.sandbox import spec as sandbox_spec
+        self.entries = []
+        self.requests = []
+        server = sandbox.server.sandbox
+        route, check = server.route, server.check_spec
+
+        def routed(path, query):
+            self.entries.append((path, dict(query)))
+            return route(path, query)
+
+        def checked(method, path, query, headers, body=None):
+            self.requests.append((headers.get("revision"), sandbox_spec.operation(method, path), dict(query)))
+            return check(method, path, query, headers, body)
+        server.route, server.check_spec = routed, checked
+
+    def queries(self, path_pattern):
+        """The queries of the GETs whose path matches path_pattern (re.fullmatch)."""
+        return [query for path, query in self.entries if re.fullmatch(path_pattern, path)]
+
+    def of(self, operation):
+        """The queries of the requests of one spec operation ("GET /api/forms/{id}/form-versions")."""
+        return [query for _, sent, query in self.requests if sent == operation]
+
+    def clear(self):
+        self.entries.clear()
+        self.requests.clear()
+
+
 @pytest.fixture
 def make_sandbox():
     made = []

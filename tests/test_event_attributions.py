@@ -1,38 +1,17 @@
 """Issue 22: event_attributions, read from the events pages (GET /api/events?include=attributions),
 over HTTP, the tap run as a real process against the sandbox (tests/sandbox/attributions.py)."""
 import datetime as dt
-import re
 import time
 
 import pytest
 
-from tests.conftest import Sandbox, catalog_selecting, run_tap
+from tests.conftest import RequestLog, Sandbox, catalog_selecting, run_tap
 from tests.sandbox.data import generate
 from tests.sandbox.server import Options
 
 STREAM = "event_attributions"
 COLUMNS = ["id", "event_id", "attributed_event_id", "campaign_id", "campaign_message_id", "flow_id",
            "flow_message_id", "flow_message_variation_id"]
-
-
-class RequestLog:
-    """The sandbox runs in this process: the query of each API request it routes, by path."""
-
-    def __init__(self, sandbox):
-        self.entries = []
-        server = sandbox.server.sandbox
-        route = server.route
-
-        def logged(path, query):
-            self.entries.append((path, dict(query)))
-            return route(path, query)
-        server.route = logged
-
-    def queries(self, path_pattern):
-        return [query for path, query in self.entries if re.fullmatch(path_pattern, path)]
-
-    def clear(self):
-        self.entries.clear()
 
 
 @pytest.fixture(scope="module")

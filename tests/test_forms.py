@@ -4,28 +4,10 @@ full reads (the `updated_at` filter the spec offers on GET /api/forms), a desele
 of the request and the rows, and an older revision whose form versions lack `variation_name`."""
 import time
 
-from tests.conftest import catalog_selecting, run_tap
-from tests.sandbox import spec as sandbox_spec
+from tests.conftest import RequestLog as QueryLog, catalog_selecting, run_tap
 
 DAY = 86400
 LATEST = "2026-07-15"
-
-
-class QueryLog:
-    """The GET requests the sandbox (in this process) checked: (revision, operation, query)."""
-
-    def __init__(self, sandbox):
-        self.requests = []
-        server = sandbox.server.sandbox
-        check = server.check_spec
-
-        def logged(method, path, query, headers, body=None):
-            self.requests.append((headers.get("revision"), sandbox_spec.operation(method, path), dict(query)))
-            return check(method, path, query, headers, body)
-        server.check_spec = logged
-
-    def of(self, operation):
-        return [query for _, sent, query in self.requests if sent == operation]
 
 
 def form_rows(dump):

@@ -12,11 +12,11 @@ import pytest
 
 from tap_klaviyo import revisions
 from tap_klaviyo.streams import BY_NAME
-from tests.conftest import Sandbox, catalog_selecting, log_lines, run_tap
+from tests.conftest import RequestLog, Sandbox, catalog_selecting, log_lines, run_tap
 from tests.sandbox import entities
 from tests.sandbox.data import generate
 from tests.sandbox.server import Options
-from tests.test_optin_streams import RequestLog, check_against_schema, deselecting, keyed, schemas_of
+from tests.test_optin_streams import check_against_schema, deselecting, keyed, schemas_of
 
 MARKETING = ("segments", "tag_groups", "images", "push_tokens", "accounts")
 FLOW_BY_ID = "/api/flows/[^/]+"        # GET /api/flows/{id} (fullmatch: not the flow-actions path)
@@ -255,13 +255,34 @@ def test_a_segment_being_computed_is_a_row_and_still_holds_back_its_members_acti
     assert set(_activations(run)) == {"segments"}
 
 
+# the filter for changes each list request carries between full reads (streams.py `changes`)
+CHANGES_FILTERS = {
+    "/api/segments": r"greater-than\(updated,\d{4}-\d\d-\d\dT[^,)]+\)",
+    "/api/images": r"greater-or-equal\(updated_at,[^,)]+\),less-than\(updated_at,[^,)]+\)",
+    "/api/flows": r"greater-or-equal\(updated,[^,)]+\),less-than\(updated,[^,)]+\)",
+}
+
+
+def _first_pages(queries):
+    """The queries the tap built (a next page's is Klaviyo's link, cursor and all)."""
+    return [query for query in queries if "page[cursor]" not in query]
+
+
 @pytest.mark.parametrize("revision", revisions.SUPPORTED)
 def test_every_new_request_passes_the_spec_at_every_revision(account, tmp_path, revision):
     """Every stream of this area with flows.definition selected, from a bookmark (changes read where
     a filter exists): the sandbox refuses whatever the revision's rules refuse."""
     catalog = selecting_definition(catalog_selecting(*MARKETING, "flows"))
+    account.log.clear()
     first = run_tap(tmp_path, account.config(revision=revision), catalog=catalog)
+    sent_first = {path: _first_pages(account.log.queries(path)) for path in CHANGES_FILTERS}
+    account.log.clear()
     second = run_tap(tmp_path, account.config(revision=revision), catalog=catalog, state=first.last_state)
+    # the second run read changes: each list request carried its filter (the first, a full read, none)
+    for path, changes in CHANGES_FILTERS.items():
+        sent = _first_pages(account.log.queries(path))
+        assert sent and all(re.search(changes, q.get("filter", "")) for q in sent), (revision, path, sent)
+        assert sent_first[path] and not any(re.search(changes, q.get("filter", "")) for q in sent_first[path])
     dump = account.dump()
     shape = (lambda d: d) if revision >= "2026-01-15" else (lambda d: {k: v for k, v in d.items()
                                                                       if k != "reentry_criteria"})

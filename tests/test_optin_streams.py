@@ -17,7 +17,7 @@ import pytest
 from tap_klaviyo import revisions
 from tap_klaviyo.ratelimit import family_limits
 from tap_klaviyo.streams import BY_NAME, COLLECTION, EVENTS, MEMBERS, STREAMS
-from tests.conftest import ROOT, Sandbox, catalog_selecting, error_lines, log_lines, run_tap
+from tests.conftest import ROOT, RequestLog, Sandbox, catalog_selecting, error_lines, log_lines, run_tap
 from tests.sandbox.data import generate
 from tests.sandbox.server import NO_CAMPAIGNS_FLOWS_KEY, Options
 
@@ -114,26 +114,6 @@ def check_against_schema(stream, schema, records):
         for name in times:
             if record.get(name) is not None:
                 assert dt.datetime.fromisoformat(record[name].replace("Z", "+00:00")).tzinfo, (stream, name)
-
-
-class RequestLog:
-    """The sandbox runs in this process: record the path and query of each API request it routes."""
-
-    def __init__(self, sandbox):
-        self.entries = []
-        server = sandbox.server.sandbox
-        route = server.route
-
-        def logged(path, query):
-            self.entries.append((path, dict(query)))
-            return route(path, query)
-        server.route = logged
-
-    def queries(self, path_pattern):
-        return [query for path, query in self.entries if re.fullmatch(path_pattern, path)]
-
-    def clear(self):
-        self.entries.clear()
 
 
 def deselecting(catalog, columns):
