@@ -49,14 +49,16 @@ test: $(VENV)/.installed .venv-singer-tools/.installed .venv-target-postgres/.in
 # sparse, dense and the mixed sandbox year (20,000 and 200,000 events), each at the default
 # concurrency and at 1; the `events` stream on sparse and dense; `profiles` on 50,000 profiles; the
 # late-event check on sparse and dense; then the resource streams on the resources account (a first
-# run, nothing changed, a few changes: about 12 min, the flow endpoints' documented 60 a minute).
+# run, nothing changed, a few changes: about 12 min, the flow endpoints' documented 60 a minute);
+# last, a first run of every stream on the whole account against the rate-limit floor (about 12 min).
 # `.venv/bin/python scripts/bench.py --help` for one shape or another tree. BENCH_ARGS adds to the
 # first: `make bench BENCH_ARGS="--mechanisms 7"` runs sparse and dense with each concurrency
 # mechanism switched off in turn instead (docs/concurrency.md)
 bench: $(VENV)/.installed
 	$(PY) scripts/bench.py --shapes sparse,dense,default,profiles --default-sizes 20000,200000 \
 		--events-shapes sparse,dense --profiles 50000 $(BENCH_ARGS)
-	$(PY) scripts/bench.py --resources-only
+	$(PY) scripts/bench.py --resources-only --latency-ms 20
+	$(PY) scripts/bench.py --whole-only --latency-ms 20
 
 # the local Klaviyo sandbox on http://127.0.0.1:8765, until Ctrl-C
 sandbox: $(VENV)/.installed
