@@ -267,17 +267,18 @@ def attribution_rows(page, event_ids, columns, keep=None):
     """Issue 22: `event_attributions` rows of an /api/events page read with include=attributions (a
     pages.AttributedEventPage): the attributions of the events in event_ids (those the page writes),
     in the page's order. columns: (column, relationship) pairs (the stream's row); keep: the
-    columns a row carries (None: all). Returns (rows, how many attributions the events name that
-    the page does not include: no row, and the caller warns)."""
+    columns a row carries (None: all). Returns (rows, missing): missing holds the id of the event
+    of each attribution the page names but does not include (no row: the caller keeps the stream's
+    bookmark at that event, so that the next run reads it again)."""
     included = {resource.id: resource for resource in page.included or () if resource.type == "attribution"}
-    rows, missing = [], 0
+    rows, missing = [], []
     for event in page.data or ():
         if event.id not in event_ids:
             continue
         for attribution_id in event.attribution_ids() or ():
             resource = included.get(attribution_id)
             if resource is None:
-                missing += 1
+                missing.append(event.id)
                 continue
             related = resource.related()
             row = {"id": attribution_id, "event_id": related.get("event") or event.id}

@@ -181,15 +181,65 @@ def test_selected_later_it_reaches_back_to_its_own_start(make_sandbox, tmp_path)
     assert _keyed(second.records(STREAM)) == _expected(sandbox.dump())
 
 
-def test_an_attribution_named_but_not_included_is_one_warning(make_sandbox, tmp_path):
+@pytest.mark.parametrize("selected", [(STREAM,), ("events", STREAM)])
+def test_an_attribution_named_but_not_included_comes_on_the_next_run(make_sandbox, tmp_path, selected):
+    # review 1.1: the row is not lost: the attributions' bookmark stays at the event lacking it, and
+    # the next run reads that event again; the events' own bookmark moves on (its rows were all written)
     sandbox = make_sandbox(events=600, seed=5)
-    want = _expected(sandbox.dump())
-    gone = sorted(want)[0]
+    dump = sandbox.dump()
+    want = _expected(dump)
+    times = {e["id"]: e["timestamp"] for e in dump["events"]}
+    gone = min(want, key=lambda k: (times[want[k]["event_id"]], k))
+    at = times[want[gone]["event_id"]]
     sandbox.account.attributions_not_included = {gone}
-    run = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting(STREAM))
-    assert _keyed(run.records(STREAM)) == {k: v for k, v in want.items() if k != gone}
-    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    catalog = catalog_selecting(*selected)
+    first = run_tap(tmp_path, sandbox.config(), catalog=catalog)
+    assert _keyed(first.records(STREAM)) == {k: v for k, v in want.items() if k != gone}
+    warnings = [line for line in first.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "left them out of 'included'" in warnings[0] and STREAM in warnings[0], warnings
+    assert "the next run reads them again" in warnings[0] and "missing from this run" not in warnings[0]
+    marks = first.last_state["bookmarks"]
+    assert _epoch(marks[STREAM]["since"]) <= at
+    if "events" in selected:
+        assert _epoch(marks["events"]["since"]) > at
+    sandbox.account.attributions_not_included = set()
+    second = run_tap(tmp_path, sandbox.config(), catalog=catalog, state=first.last_state)
+    assert _keyed(second.records(STREAM))[gone] == want[gone]
+    assert "WARNING" not in second.stderr
+    assert _epoch(second.last_state["bookmarks"][STREAM]["since"]) > at
+
+
+def test_selected_later_the_events_bookmark_never_moves_back(make_sandbox, tmp_path):
+    # review 1.4: the read reaches back to the attributions' start, under one watermark; the events'
+    # bookmark stays at or after its own in every STATE of the run (one a kill would leave)
+    sandbox = make_sandbox(events=600, seed=5)
+    first = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting("events"))
+    since = _epoch(first.last_state["bookmarks"]["events"]["since"])
+    # a revision without page[size]: Klaviyo's 200 events a page, so a STATE before the last page
+    second = run_tap(tmp_path, sandbox.config(revision="2025-10-15"), catalog=catalog_selecting("events", STREAM),
+                     state=first.last_state)
+    assert len(second.states()) >= 2
+    for state in second.states():
+        assert _epoch(state["bookmarks"]["events"]["since"]) >= since, state
+    assert _keyed(second.records(STREAM)) == _expected(sandbox.dump())
+
+
+def test_event_metrics_narrows_the_attributions_and_says_so(account, tmp_path):
+    # review 1.3, the decision: event_metrics names the events read, selected with events or not, so
+    # the attributions are those of these events only; one info line says so
+    dump = account.dump()
+    orders = {m["id"] for m in dump["metrics"] if m["attributes"]["name"] == "Placed Order"}
+    metric_of = {e["id"]: e["metric_id"] for e in dump["events"]}
+    want = {k: v for k, v in _expected(dump).items() if metric_of[v["event_id"]] in orders}
+    assert want and want != _expected(dump)
+    for selected in ((STREAM,), ("events", STREAM)):
+        run = run_tap(tmp_path, account.config(event_metrics=["Placed Order"]), catalog=catalog_selecting(*selected))
+        assert _keyed(run.records(STREAM)) == want
+        lines = [line for line in run.stderr.splitlines() if "event_metrics narrows it" in line]
+        assert len(lines) == 1 and STREAM in lines[0] and all(mid in lines[0] for mid in orders), run.stderr
+    run = run_tap(tmp_path, account.config(event_metrics=["No Such Metric"]), catalog=catalog_selecting(STREAM))
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert warnings and all(f"stream {STREAM}:" in line for line in warnings), warnings
 
 
 def test_a_conversion_shown_late_brings_its_attributions_on_resume(make_sandbox, tmp_path):
