@@ -260,3 +260,29 @@ def test_a_conversion_shown_late_brings_its_attributions_on_resume(make_sandbox,
     rows = _keyed(second.records(STREAM))
     assert rows[made["attributions"][0]["id"]] == made["attributions"][0]
     assert late in {r["id"] for r in second.records("events")}
+
+
+def test_rows_read_from_included_name_what_is_missing():
+    # review 22, section 4: one helper for the rows read from a parent's `included` (collections and
+    # event_attributions): (rows, the parent of each resource named but not included)
+    import msgspec
+
+    from tap_klaviyo.pages import AttributedEventPage
+    from tap_klaviyo.rows import attribution_rows, included_rows
+
+    parents = [{"id": "p1", "ids": ["a", "b"]}, {"id": "p2", "ids": None}, {"id": "p3", "ids": []}]
+    rows, missing = included_rows(parents, lambda p: p["ids"], {"a": {"id": "a"}}.get,
+                                  lambda p, r: {"id": r["id"], "parent_id": p["id"]})
+    assert rows == [{"id": "a", "parent_id": "p1"}] and [p["id"] for p in missing] == ["p1", "p2"]
+    page = msgspec.json.decode(msgspec.json.encode({
+        "data": [{"id": "e1", "relationships": {"attributions": {"data": [{"type": "attribution", "id": "x"},
+                                                                        {"type": "attribution", "id": "y"}]}}},
+                 {"id": "e2"},      # says nothing of its attributions: none, not missing
+                 {"id": "e3", "relationships": {"attributions": {"data": [{"type": "attribution", "id": "z"}]}}}],
+        "included": [{"type": "attribution", "id": "x", "relationships": {"flow": {"data": {"type": "flow",
+                                                                                              "id": "F"}}}}]}),
+        type=AttributedEventPage)
+    rows, missing = attribution_rows(page, {"e1", "e2", "e3"}, (("flow_id", "flow"),))
+    assert rows == [{"id": "x", "event_id": "e1", "flow_id": "F"}] and missing == ["e1", "e3"]
+    rows, missing = attribution_rows(page, {"e2"}, (("flow_id", "flow"),))
+    assert rows == [] and missing == []
