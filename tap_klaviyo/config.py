@@ -53,8 +53,9 @@ SETTINGS = (
     Setting("decode_processes", "integer", None, "Helper processes that turn events and profiles pages "
             "into records on other cores beside the tap's own (unset: 1 when the process may use 2 or more cores, "
             "else 0; 0: all in the tap's process)", minimum=0, maximum=32),
-    Setting("event_metrics", "array", None, "Stream `events` only: metric names or ids to extract "
-            "(default: every metric of every integration)"),
+    Setting("event_metrics", "array", None, "Streams `events` and `event_attributions`: metric names or ids "
+            "of the events to extract, and of those whose attributions to extract (default: every metric of every "
+            "integration)"),
     Setting("profiles_predictive_analytics", "boolean", False, "Stream `profiles` only: also read each "
             "profile's predictive analytics (CLV, churn); Klaviyo then allows 10 requests a second, 150 a "
             "minute instead of 75 and 750"),

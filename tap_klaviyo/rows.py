@@ -263,27 +263,50 @@ def member_row(profile, group_column, group_id):
             "joined_group_at": (profile.get("attributes") or {}).get("joined_group_at")}
 
 
+def included_rows(parents, related_ids, lookup, row):
+    """Issue 22: the rows of the resources that each parent names in a relationship read through
+    `include`, in the parents' order: related_ids(parent) -> the ids it names (None: the parent
+    says nothing of the relationship, counted as one missing), lookup(id) -> the page's included
+    resource or None, row(parent, resource) -> the row. Returns (rows, missing): missing holds the
+    parent of each resource named but not included, once per resource.
+
+    What is missing is never lost, and each caller keeps what follows the read from passing it: a
+    collection's read is then partial, so no ACTIVATE_VERSION and its next changes read starts
+    from the same point (tasks/collections.py); event_attributions' bookmark is held at the
+    earliest event lacking one, so the next run reads it again (tasks/ranges.py, Mark.held)."""
+    rows, missing = [], []
+    for parent in parents:
+        related = related_ids(parent)
+        if related is None:
+            missing.append(parent)
+            continue
+        for related_id in related:
+            resource = lookup(related_id)
+            if resource is None:
+                missing.append(parent)
+            else:
+                rows.append(row(parent, resource))
+    return rows, missing
+
+
 def attribution_rows(page, event_ids, columns, keep=None):
     """Issue 22: `event_attributions` rows of an /api/events page read with include=attributions (a
     pages.AttributedEventPage): the attributions of the events in event_ids (those the page writes),
     in the page's order. columns: (column, relationship) pairs (the stream's row); keep: the
-    columns a row carries (None: all). Returns (rows, how many attributions the events name that
-    the page does not include: no row, and the caller warns)."""
+    columns a row carries (None: all). Returns (rows, missing): missing holds the id of the event
+    of each attribution the page names but does not include (see included_rows). An event that
+    says nothing of its attributions has none."""
     included = {resource.id: resource for resource in page.included or () if resource.type == "attribution"}
-    rows, missing = [], 0
-    for event in page.data or ():
-        if event.id not in event_ids:
-            continue
-        for attribution_id in event.attribution_ids() or ():
-            resource = included.get(attribution_id)
-            if resource is None:
-                missing += 1
-                continue
-            related = resource.related()
-            row = {"id": attribution_id, "event_id": related.get("event") or event.id}
-            for column, relationship in columns:
-                row[column] = related.get(relationship)
-            if keep is not None:
-                row = {name: value for name, value in row.items() if name in keep}
-            rows.append(row)
-    return rows, missing
+
+    def row_of(event, resource):
+        related = resource.related()
+        row = {"id": resource.id, "event_id": related.get("event") or event.id}
+        for column, relationship in columns:
+            row[column] = related.get(relationship)
+        if keep is not None:
+            row = {name: value for name, value in row.items() if name in keep}
+        return row
+
+    events = [event for event in page.data or () if event.id in event_ids]
+    rows, missing = included_rows(events, lambda event: event.attribution_ids() or (), included.get, row_of)
+    return rows, [event.id for event in missing]

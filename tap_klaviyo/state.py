@@ -143,6 +143,8 @@ class Mark(msgspec.Struct):
     counted: dict | None = None     # (metric id, UTC day) -> rows the page wrote, to add to the day's count
     recount: tuple | None = None    # (metric id, [UTC days]) whose counts start again: re-read this run, and
                                     # maybe Klaviyo's counts {UTC day: count} of the days compared
+    held: tuple | None = None       # (stream, instant): rows of that stream (read in these pages, Included) are
+                                    # missing from the event at instant: its bookmark stays at or before it
 
 
 class Watermark:
@@ -156,6 +158,7 @@ class Watermark:
         self.begin = begin
         self.end = end
         self._spans = {}            # unit -> its spans in time order, None until planned
+        self._held = {}             # stream -> the earliest instant its rows are missing from (Mark.held)
         self._first_open = {}
         # A task found mid-run that the stream has nothing to read (a metric table whose metric
         # the account lacks; Mark.unread): the state's bookmark is left as it is, none if none, as
@@ -176,7 +179,18 @@ class Watermark:
         at = spans.index(span, self._first_open[span.unit])
         spans[at + 1:at + 1] = children
 
-    def value(self):
+    def hold(self, stream, instant):
+        """Rows of stream (one that follows this watermark) are missing from instant on: its
+        bookmark stays at or before it for the rest of the run, whatever the spans' progress."""
+        self._held[stream] = min(instant, self._held.get(stream, instant))
+
+    def value(self, stream=None):
+        """Every row before this instant has been emitted (for stream, when given: its holds too)."""
+        held = self._held.get(stream)
+        value = self._value()
+        return value if held is None else min(value, held)
+
+    def _value(self):
         marks = []
         for unit, spans in self._spans.items():
             if spans is None:
@@ -209,6 +223,8 @@ class StreamState:
         self._state = state         # the run's state object, which STATE messages write
         self.parent = parent
         self.watermark = None       # incremental streams: what their bookmark follows
+        self.floor = None           # incremental streams: where this run began (begin()); the bookmark never
+                                    # goes below it, even under a watermark that begins earlier (one shared)
         self.pending = 0            # its tasks queued or running
         self.complete = False
         self.tally = None           # event streams: their per-day counts (daycounts.Tally)
@@ -232,6 +248,7 @@ class StreamState:
             LOGGER.warning("stream %s: bookmark %s is after the sync start; reading from %s",
                            self.name, timeutil.to_bookmark(begin), timeutil.to_bookmark(started))
             begin = started
+        self.floor = begin
         return begin
 
     def track(self, begin, end):
@@ -341,6 +358,8 @@ class StreamState:
             task.stopped = True
         if mark.unread:
             watermark.unread = True
+        if mark.held is not None:
+            watermark.hold(*mark.held)
 
     def adopt(self, span):
         """A span found during the run (a metric the catalog lacked) becomes a unit of the stream's
@@ -364,7 +383,11 @@ class StreamState:
         watermark = self.watermark
         if watermark is None or watermark.unread:
             return
-        value = watermark.value()
+        value = watermark.value(self.name)
+        if self.floor is not None and value < self.floor <= watermark.end:
+            # a watermark this stream shares may begin before this stream's own bookmark (events with
+            # event_attributions selected later): never moved back, even in a STATE a kill would leave
+            value = self.floor
         if final or value > watermark.begin or self.bookmark() is not None:
             set_since(self._state, self.name, value)
         if final and self.tally is not None and value == watermark.end:

@@ -160,15 +160,65 @@ def test_selected_later_it_reaches_back_to_its_own_start(make_sandbox, tmp_path)
     assert _keyed(second.records(STREAM)) == _expected(sandbox.dump())
 
 
-def test_an_attribution_named_but_not_included_is_one_warning(make_sandbox, tmp_path):
+@pytest.mark.parametrize("selected", [(STREAM,), ("events", STREAM)])
+def test_an_attribution_named_but_not_included_comes_on_the_next_run(make_sandbox, tmp_path, selected):
+    # review 1.1: the row is not lost: the attributions' bookmark stays at the event lacking it, and
+    # the next run reads that event again; the events' own bookmark moves on (its rows were all written)
     sandbox = make_sandbox(events=600, seed=5)
-    want = _expected(sandbox.dump())
-    gone = sorted(want)[0]
+    dump = sandbox.dump()
+    want = _expected(dump)
+    times = {e["id"]: e["timestamp"] for e in dump["events"]}
+    gone = min(want, key=lambda k: (times[want[k]["event_id"]], k))
+    at = times[want[gone]["event_id"]]
     sandbox.account.attributions_not_included = {gone}
-    run = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting(STREAM))
-    assert _keyed(run.records(STREAM)) == {k: v for k, v in want.items() if k != gone}
-    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    catalog = catalog_selecting(*selected)
+    first = run_tap(tmp_path, sandbox.config(), catalog=catalog)
+    assert _keyed(first.records(STREAM)) == {k: v for k, v in want.items() if k != gone}
+    warnings = [line for line in first.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "left them out of 'included'" in warnings[0] and STREAM in warnings[0], warnings
+    assert "the next run reads them again" in warnings[0] and "missing from this run" not in warnings[0]
+    marks = first.last_state["bookmarks"]
+    assert _epoch(marks[STREAM]["since"]) <= at
+    if "events" in selected:
+        assert _epoch(marks["events"]["since"]) > at
+    sandbox.account.attributions_not_included = set()
+    second = run_tap(tmp_path, sandbox.config(), catalog=catalog, state=first.last_state)
+    assert _keyed(second.records(STREAM))[gone] == want[gone]
+    assert "WARNING" not in second.stderr
+    assert _epoch(second.last_state["bookmarks"][STREAM]["since"]) > at
+
+
+def test_selected_later_the_events_bookmark_never_moves_back(make_sandbox, tmp_path):
+    # review 1.4: the read reaches back to the attributions' start, under one watermark; the events'
+    # bookmark stays at or after its own in every STATE of the run (one a kill would leave)
+    sandbox = make_sandbox(events=600, seed=5)
+    first = run_tap(tmp_path, sandbox.config(), catalog=catalog_selecting("events"))
+    since = _epoch(first.last_state["bookmarks"]["events"]["since"])
+    # a revision without page[size]: Klaviyo's 200 events a page, so a STATE before the last page
+    second = run_tap(tmp_path, sandbox.config(revision="2025-10-15"), catalog=catalog_selecting("events", STREAM),
+                     state=first.last_state)
+    assert len(second.states()) >= 2
+    for state in second.states():
+        assert _epoch(state["bookmarks"]["events"]["since"]) >= since, state
+    assert _keyed(second.records(STREAM)) == _expected(sandbox.dump())
+
+
+def test_event_metrics_narrows_the_attributions_and_says_so(account, tmp_path):
+    # review 1.3, the decision: event_metrics names the events read, selected with events or not, so
+    # the attributions are those of these events only; one info line says so
+    dump = account.dump()
+    orders = {m["id"] for m in dump["metrics"] if m["attributes"]["name"] == "Placed Order"}
+    metric_of = {e["id"]: e["metric_id"] for e in dump["events"]}
+    want = {k: v for k, v in _expected(dump).items() if metric_of[v["event_id"]] in orders}
+    assert want and want != _expected(dump)
+    for selected in ((STREAM,), ("events", STREAM)):
+        run = run_tap(tmp_path, account.config(event_metrics=["Placed Order"]), catalog=catalog_selecting(*selected))
+        assert _keyed(run.records(STREAM)) == want
+        lines = [line for line in run.stderr.splitlines() if "event_metrics narrows it" in line]
+        assert len(lines) == 1 and STREAM in lines[0] and all(mid in lines[0] for mid in orders), run.stderr
+    run = run_tap(tmp_path, account.config(event_metrics=["No Such Metric"]), catalog=catalog_selecting(STREAM))
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert warnings and all(f"stream {STREAM}:" in line for line in warnings), warnings
 
 
 def test_a_conversion_shown_late_brings_its_attributions_on_resume(make_sandbox, tmp_path):
@@ -189,3 +239,29 @@ def test_a_conversion_shown_late_brings_its_attributions_on_resume(make_sandbox,
     rows = _keyed(second.records(STREAM))
     assert rows[made["attributions"][0]["id"]] == made["attributions"][0]
     assert late in {r["id"] for r in second.records("events")}
+
+
+def test_rows_read_from_included_name_what_is_missing():
+    # review 22, section 4: one helper for the rows read from a parent's `included` (collections and
+    # event_attributions): (rows, the parent of each resource named but not included)
+    import msgspec
+
+    from tap_klaviyo.pages import AttributedEventPage
+    from tap_klaviyo.rows import attribution_rows, included_rows
+
+    parents = [{"id": "p1", "ids": ["a", "b"]}, {"id": "p2", "ids": None}, {"id": "p3", "ids": []}]
+    rows, missing = included_rows(parents, lambda p: p["ids"], {"a": {"id": "a"}}.get,
+                                  lambda p, r: {"id": r["id"], "parent_id": p["id"]})
+    assert rows == [{"id": "a", "parent_id": "p1"}] and [p["id"] for p in missing] == ["p1", "p2"]
+    page = msgspec.json.decode(msgspec.json.encode({
+        "data": [{"id": "e1", "relationships": {"attributions": {"data": [{"type": "attribution", "id": "x"},
+                                                                        {"type": "attribution", "id": "y"}]}}},
+                 {"id": "e2"},      # says nothing of its attributions: none, not missing
+                 {"id": "e3", "relationships": {"attributions": {"data": [{"type": "attribution", "id": "z"}]}}}],
+        "included": [{"type": "attribution", "id": "x", "relationships": {"flow": {"data": {"type": "flow",
+                                                                                              "id": "F"}}}}]}),
+        type=AttributedEventPage)
+    rows, missing = attribution_rows(page, {"e1", "e2", "e3"}, (("flow_id", "flow"),))
+    assert rows == [{"id": "x", "event_id": "e1", "flow_id": "F"}] and missing == ["e1", "e3"]
+    rows, missing = attribution_rows(page, {"e2"}, (("flow_id", "flow"),))
+    assert rows == [] and missing == []

@@ -9,13 +9,22 @@ from tests import expected
 from tests.conftest import catalog_selecting, error_lines, log_lines, run_tap
 from tests.sandbox.server import NO_EVENTS_KEY, NO_PROFILES_KEY
 
-# streams that read /api/events (the sandbox's second key lacks events:read); issue 22 added the
-# classic tap's newer metric tables and event_attributions
-READS_EVENTS = set(expected.CLASSIC_METRICS) | {"events", "event_attributions"} | {
+# the classic tap's newer metric tables (issue 22), typed in here and checked against the tap's
+# streams below, so that a table added there and not here fails a test instead of being left out
+NEWER_CLASSIC_TABLES = {
     "subscribed_to_email", "received_text_message", "clicked_text_message", "sent_text_message",
     "failed_to_deliver_text_message", "failed_to_deliver_automated_response_text_message",
     "received_automated_response_text_message", "subscribed_to_text_message", "unsubscribed_from_text_message",
     "subscribed_to_text_message_transactional", "unsubscribed_from_text_message_transactional"}
+# streams that read /api/events (the sandbox's second key lacks events:read); issue 22 added the
+# classic tap's newer metric tables and event_attributions
+READS_EVENTS = set(expected.CLASSIC_METRICS) | {"events", "event_attributions"} | NEWER_CLASSIC_TABLES
+
+
+def test_the_newer_classic_tables_are_the_tap_s_opt_in_classic_tables():
+    from tap_klaviyo.streams import CLASSIC_EVENT, STREAMS
+    assert NEWER_CLASSIC_TABLES == {stream.name for stream in STREAMS
+                                    if stream.family == CLASSIC_EVENT and not stream.selected_by_default}
 
 
 def _discover(sandbox, tmp_path, **config):

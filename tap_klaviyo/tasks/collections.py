@@ -11,7 +11,7 @@ from ..discovery import schema
 from ..engine import Page
 from ..state import Mark
 from ..output import envelope, time_extracted
-from ..rows import member_row, resource_row, shaped_row
+from ..rows import included_rows, member_row, resource_row, shaped_row
 from ..streams import COLLECTION, available, compose_filter, detail_family, partitions, root_of
 from .ranges import RangeReader, RangeScan
 
@@ -243,23 +243,15 @@ class CollectionScan:
 def _included_rows(stream, context, parents, by_key, extracted):
     """The rows of a stream read through its parent's include, from one page of parents."""
     query = Query.of(stream, context)
-    rows, missing = [], 0
-    for parent in parents:
-        related = _related_ids(parent, stream.include)
-        if related is None:     # not said at all: whatever it holds is missing from these rows
-            missing += 1
-            continue
-        for related_id in related:
-            resource = by_key.get((stream.resource, related_id))
-            if resource is None:
-                missing += 1
-            else:
-                rows.append(query.row(stream, resource, parent["id"]))
+    # a parent that says nothing of the relationship counts as missing: whatever it holds is not here
+    rows, missing = included_rows(parents, lambda parent: _related_ids(parent, stream.include),
+                                  lambda related_id: by_key.get((stream.resource, related_id)),
+                                  lambda parent, resource: query.row(stream, resource, parent["id"]))
     if missing:
         LOGGER.warning("stream %s: Klaviyo named %d %s resource(s) in relationships '%s' but left them out of "
-                       "'included': those rows are missing from this run", stream.name, missing, stream.resource,
-                       stream.include)
-    return IncludedRows(stream, envelope(stream.name).lines(rows, extracted), len(rows), missing > 0)
+                       "'included': those rows are missing from this run", stream.name, len(missing),
+                       stream.resource, stream.include)
+    return IncludedRows(stream, envelope(stream.name).lines(rows, extracted), len(rows), bool(missing))
 
 
 class IncludedRows:

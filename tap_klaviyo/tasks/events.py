@@ -300,11 +300,18 @@ def plan_events(stream, context):
         units = [mid for mid, name, _ in metrics if mid in wanted or name in wanted]
         unknown = [w for w in wanted if w not in names and w not in names.values()]
         if unknown:
-            LOGGER.warning("stream events: config event_metrics names %s, which the account does not have",
-                           ", ".join(repr(u) for u in unknown))
+            LOGGER.warning("stream %s: config event_metrics names %s, which the account does not have",
+                           stream.name, ", ".join(repr(u) for u in unknown))
         if not units:
-            LOGGER.warning("stream events: no metric of event_metrics exists; no rows, bookmark unchanged")
+            LOGGER.warning("stream %s: no metric of event_metrics exists; no rows, bookmark unchanged", stream.name)
             return []
+        if included is not None:
+            # Decision (review 1.3): event_metrics narrows the attributions too, selected with events
+            # or alone: the stream holds the attributions of the events the tap reads, whichever
+            # streams are selected (alone, naming the conversion metrics, e.g. "Placed Order", is
+            # the cheap way to read them). Said once per run, as a metric with no conversions has none.
+            LOGGER.info("stream %s: config event_metrics narrows it to the attributions of the events of %s",
+                        ATTRIBUTIONS, ", ".join(f"{names[mid]} ({mid})" for mid in units))
     else:
         units = [None]      # one cursor over every metric: the fewest requests
     stream_state = context.state_of(stream.name)

@@ -54,8 +54,9 @@ class RangeReader:
 
 class Included(msgspec.Struct, frozen=True):
     """What a RangeReader's pages also hold: rows(document, ids of the rows written, *arguments) ->
-    (rows, how many the page names but lacks) of the stream `stream` (its RECORD envelope: record), written beside the reader's own (or
-    instead: emit False, a stream read only for this one)."""
+    (rows, missing) of the stream `stream` (its RECORD envelope: record), written beside the
+    reader's own (or instead: emit False, a stream read only for this one). missing: the id of the
+    reader's row of each row of `stream` the page names but does not hold (one per row lacking)."""
     stream: str
     record: object
     rows: object
@@ -74,6 +75,7 @@ class PageRows(msgspec.Struct):
     counted: dict | None = None     # (metric id, UTC day) -> rows written at or after the count's start
     also: tuple = ()                # (stream, rows written) of the rows of another stream (Included)
     lacking: int = 0                # rows of that stream the page names but does not hold
+    held: int | None = None         # the instant of the first row written whose rows of that stream lack
 
 
 def _extent(times):
@@ -94,18 +96,21 @@ def page_rows(document, rows, record, lower, upper, skip, keep=None, count=None,
     counted = _count(fresh, *count) if count is not None else None
     chosen = [row for _, row in fresh] if keep is None else \
         [{name: value for name, value in row.items() if name in keep} for _, row in fresh]
-    written, also, lacking = len(fresh), (), 0
+    written, also, missing, held = len(fresh), (), (), None
     if included is None:
         lines = record.lines(chosen)
     else:
-        more, lacking = included.rows(document, {row["id"] for _, row in fresh}, *included.arguments)
+        more, missing = included.rows(document, {row["id"] for _, row in fresh}, *included.arguments)
+        if missing:
+            lacking_ids = set(missing)
+            held = min(instant for instant, row in fresh if row["id"] in lacking_ids)
         more_lines = included.record.lines(more)
         if included.emit:
             lines, also = record.lines(chosen) + more_lines, ((included.stream, len(more)),)
         else:       # the stream's own rows are only read for these: the page's count is theirs
             lines, written = more_lines, len(more)
     return PageRows(lines, written, *_extent([(instant, row["id"]) for instant, row in pairs]),
-                    counted=counted, also=also, lacking=lacking)
+                    counted=counted, also=also, lacking=len(missing), held=held)
 
 
 def _count(fresh, metric_of, counted_from):
@@ -172,11 +177,18 @@ class RangeScan(Span):
     def _page(self, rows, last):
         page = self._page_of(rows, last)
         page.also = rows.also       # rows of another stream the page wrote (Included)
-        if rows.lacking:
+        if rows.held is not None:
+            # not lost: that stream's bookmark stays at the first event lacking one (Mark.held), so
+            # that the next run reads the event again; the reader's own rows are all written, and
+            # its own bookmark (when it writes one) moves on
             included = self.reader.included
             LOGGER.warning("stream %s: Klaviyo named %d resource(s) for stream %s in a page of %s (%s) but left them "
-                           "out of 'included': those rows are missing from this run", self.stream.name, rows.lacking,
-                           included.stream, self.reader.path, self.unit)
+                           "out of 'included': no rows for them this run; the bookmark of %s stays at or before "
+                           "%s, so the next run reads them again", self.stream.name, rows.lacking, included.stream,
+                           self.reader.path, self.unit, included.stream, timeutil.to_bookmark(rows.held))
+            if page.mark is None:
+                page.mark = Mark()
+            page.mark.held = (included.stream, rows.held)
         return page
 
     def _page_of(self, rows, last):

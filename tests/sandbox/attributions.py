@@ -12,7 +12,8 @@ only value `id`; the sandbox's spec rules refuse it before (tests/sandbox/spec.p
 
 A share of the conversion events get one attribution, some two (a campaign and a flow); the touch
 is the profile's latest "Clicked Email" or "Received Email" before the conversion, none when it has
-none (the relationship is then left out). Drawn from this module's own random stream after the rest
+none (the relationship is then left out). The kinds the tests need are forced by index (see
+populate), not left to the draws of the anchor. Drawn from this module's own random stream after the rest
 of the account is built: nothing else changes.
 """
 import random
@@ -35,9 +36,11 @@ COLUMNS = {"event": "event_id", "attributed-event": "attributed_event_id", "camp
 
 @dataclass
 class Counts:
-    """The share of conversion events attributed, and of those the share with a second one."""
+    """The share of conversion events attributed, and of those the share with a second one; at
+    least `at_least` conversions before the anchor are attributed, whatever the draws."""
     share: float = 0.4
     second: float = 0.2
+    at_least: int = 10
 
 
 def _all(account):
@@ -107,13 +110,37 @@ def populate(account, counts=None):
     rng = random.Random(f"events:attributions:{account.anchor}")
     _all(account)
     sources, touches = _sources(account), _touches(account)
+    eligible = []       # the conversions of a profile, in a fixed order
     for name, integration in CONVERSIONS:
         metric = account.metric_by_name(name, integration)
-        if metric is None:
-            continue
-        for event in list(account.events.get(metric["id"], ())):
-            if event.profile_id is not None and rng.random() < counts.share:
-                attribute(account, event, rng, rng.random() < counts.second, sources, touches)
+        if metric is not None:
+            eligible += [event for event in account.events.get(metric["id"], ()) if event.profile_id is not None]
+    chosen = {}         # index in eligible -> whether it has a second attribution
+    for at, event in enumerate(eligible):
+        if rng.random() < counts.share:
+            chosen[at] = rng.random() < counts.second
+    # The kinds the tests look for, forced by index whatever the anchor draws (review 22, section 2):
+    # among the conversions before the anchor (those a run reads), the first has two attributions;
+    # one attributed has an earlier touch, one has none, and each conversion metric has one (when the
+    # account has such a conversion); and at least `at_least` are attributed.
+    past = [at for at, event in enumerate(eligible) if event.timestamp < account.anchor]
+    if past:
+        chosen[past[0]] = True
+    kinds = [lambda event, touched=touched: (_touch(touches, event) is not None) is touched
+             for touched in (True, False)]
+    kinds += [lambda event, metric=metric: event.metric_id == metric
+              for metric in sorted({eligible[at].metric_id for at in past})]
+    for kind in kinds:
+        if not any(at in past and kind(eligible[at]) for at in chosen):
+            found = next((at for at in past if kind(eligible[at])), None)
+            if found is not None:
+                chosen[found] = False
+    for at in past:
+        if len(chosen) >= counts.at_least:
+            break
+        chosen.setdefault(at, False)
+    for at in sorted(chosen):
+        attribute(account, eligible[at], rng, chosen[at], sources, touches)
 
 
 def _resource(attribution, base_url):
