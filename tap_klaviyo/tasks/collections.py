@@ -11,6 +11,7 @@ from ..discovery import schema
 from ..engine import Page
 from ..state import Mark
 from ..output import envelope, time_extracted
+from ..ratelimit import family_limits
 from ..rows import included_rows, member_row, resource_row, shaped_row
 from ..streams import COLLECTION, available, compose_filter, detail_family, partitions, root_of
 from .ranges import RangeReader, RangeScan
@@ -99,6 +100,15 @@ def field_offered(operation, resource, field, revision):
         return False
     rule = apispec.rules(operation, revision)["params"].get(f"additional-fields[{resource}]") or {}
     return field in (rule.get("enum") or ())
+
+
+def pace_rank(family, context):
+    """A resource task's place in the pool's queue: its endpoint's steady limit a minute, so the
+    slowest endpoints' requests are queued first (flow messages at 60 a minute ahead of campaign
+    messages at 150 and members at 750) and a slow chain never waits for workers held by a fast one.
+    Report tasks rank below 0 and event spans at an epoch, so resources stay between them. Measured
+    on the whole-account benchmark (docs/benchmark.md)."""
+    return family_limits(family, context.config.revision)[1]
 
 
 class DetailRead:
@@ -229,9 +239,11 @@ class CollectionScan:
             # the owner's id: the parent's, or a relationship's data (Query.row fills Stream.related)
             rows = [query.row(stream, resource, self.parent_id) for resource in resources]
             if query.detail_requests:       # each row written once its details are read
-                spawn = [(DetailRead(stream, self.context, row), 0) for row in rows]
+                rank = pace_rank(detail_family(stream, query.detail_requests[0][0]), self.context)
+                spawn = [(DetailRead(stream, self.context, row), rank) for row in rows]
                 rows = []
-        spawn += [(CollectionScan(child, self.context, parent_id=r["id"]), 0)
+        spawn += [(CollectionScan(child, self.context, parent_id=r["id"]),
+                   pace_rank(child.rate_family, self.context))
                   for r in resources for child in self.children]
         if self.included:
             by_key = {(r.get("type"), r.get("id")): r for r in document.get("included") or ()}
@@ -281,7 +293,8 @@ def plan_collection(stream, context):
     # the first selected stream of a tree plans its root, read silently when not itself selected
     if not context.claim(("tree", root.name)):
         return []
-    return [(CollectionScan(root, context, partition=partition), 0) for partition in partitions(root)]
+    rank = pace_rank(root.rate_family, context)
+    return [(CollectionScan(root, context, partition=partition), rank) for partition in partitions(root)]
 
 
 def _plan_updated_range(stream, context):
@@ -350,8 +363,8 @@ class GroupIds:
                 LOGGER.warning("stream %s: Klaviyo is still computing segment(s) %s: their members may be "
                                "incomplete", self.stream.name, ", ".join(processing))
             return Page(self, done=last, mark=Mark(partial=True) if processing else None,
-                        spawn=[(MemberScan(self.stream, r["id"], keep, since, self.context.started), 0)
-                               for r in document["data"]])
+                        spawn=[(MemberScan(self.stream, r["id"], keep, since, self.context.started),
+                                pace_rank(self.stream.rate_family, self.context)) for r in document["data"]])
         yield from client.pages(f"{kind}s", f"/api/{kind}s", params, page)
 
 
