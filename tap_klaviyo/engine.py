@@ -7,10 +7,12 @@ bookmark is its watermark: the instant before which every span of every unit (me
 whole stream) has been emitted, so a span finishing early never moves the bookmark past a slower
 one before it. STATE goes out at most once a second and at the end.
 """
+import collections
 import copy
 import ctypes
 import gc
 import hashlib
+import heapq
 import logging
 import os
 import queue
@@ -25,6 +27,7 @@ from .decoding import Decoders
 from . import timeutil
 from .discovery import schema
 from .output import read_in_full
+from .ratelimit import family_limits
 from .streams import STREAMS, at_revision, available, detail_columns, reads_in_full, root_of
 
 LOGGER = logging.getLogger("tap_klaviyo")
@@ -95,6 +98,13 @@ class Pool:
         self._config = config
         self._tasks = queue.PriorityQueue()
         self._serial = 0
+        # tasks of one endpoint family running at once are capped at its burst limit: a thread
+        # waiting on a rate limit holds its task, and 600 queued flow-message requests (3/s, 60/min)
+        # took every thread for ten minutes while campaign messages, members and reports waited
+        self._family_lock = threading.Lock()
+        self._running = collections.Counter()
+        self._parked = {}       # family -> heap of (rank, serial, task) over its cap
+        self._caps = {}
         self.results = queue.Queue()
         self.stop = threading.Event()
         self._taken = threading.Condition()     # notified when the writer takes a page
@@ -136,11 +146,42 @@ class Pool:
     def _work(self):
         while not self.stop.is_set():
             try:
-                _, _, task = self._tasks.get(timeout=0.5)
+                item = self._tasks.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if not self._run(task):
+            task = item[2]
+            family = getattr(task, "family", None)     # resource tasks name their endpoint family
+            if family is not None and not self._admit(family, item):
+                continue
+            try:
+                running = self._run(task)
+            finally:
+                if family is not None:
+                    self._release(family)
+            if not running:
                 return
+
+    def _cap(self, family):
+        cap = self._caps.get(family)
+        if cap is None:
+            cap = self._caps[family] = max(1, family_limits(family, self._config.revision)[0])
+        return cap
+
+    def _admit(self, family, item):
+        """Whether a task may run now; one over its family's cap waits, parked, for one to end."""
+        with self._family_lock:
+            if self._running[family] >= self._cap(family):
+                heapq.heappush(self._parked.setdefault(family, []), item)
+                return False
+            self._running[family] += 1
+            return True
+
+    def _release(self, family):
+        with self._family_lock:
+            self._running[family] -= 1
+            parked = self._parked.get(family)
+            if parked:
+                self._tasks.put(heapq.heappop(parked))
 
     def _run(self, task):
         """One task's pages to the writer; False when the worker is to stop. A page's lines take

@@ -122,6 +122,11 @@ class DetailRead:
         self.context = context
         self.row = row
 
+    @property
+    def family(self):
+        """The endpoint family of its (first) detail request (the pool caps each at its burst)."""
+        return detail_family(self.stream, Query.of(self.stream, self.context).detail_requests[0][0])
+
     def run(self, client, config):
         stream, row = self.stream, self.row
         for column, operation, field in Query.of(stream, self.context).detail_requests:
@@ -193,6 +198,11 @@ class CollectionScan:
         self.children = [child for child in children if not child.include]
         self.included = [child for child in children if child.include]
         self.context = context
+
+    @property
+    def family(self):
+        """The endpoint family its requests count against (the pool caps each at its burst)."""
+        return Query.of(self.stream, self.context).family if self.emit else self.stream.rate_family
 
     def run(self, client, config):
         stream = self.stream
@@ -377,6 +387,7 @@ class MemberScan:
         self.group_id = group_id
         self.keep_joined = keep_joined
         self.since, self.until = since, until
+        self.family = stream.rate_family     # the pool caps each endpoint family at its burst
 
     def run(self, client, config):
         # joined_group_at is the smallest attribute there is: asked for even when deselected
