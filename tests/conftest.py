@@ -1,5 +1,6 @@
 """Shared test machinery: a sandbox per test on loopback, and the tap run as a real process."""
 import calendar
+import contextlib
 import json
 import os
 import signal
@@ -83,6 +84,18 @@ class Sandbox:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def logged_sandbox(**account):
+    """A sandbox of a generated account (data.generate's arguments) for a module's tests: limits
+    relaxed 20 times, its requests in sandbox.log (RequestLog)."""
+    sandbox = Sandbox(generate(**account), Options(rate_scale=20.0))
+    sandbox.log = RequestLog(sandbox)
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
 
 
 class RequestLog:

@@ -11,10 +11,8 @@ import math
 
 import pytest
 
-from tests.conftest import Sandbox, catalog_selecting, log_lines, run_tap
-from tests.sandbox.data import generate
-from tests.sandbox.server import Options
-from tests.test_optin_streams import RequestLog, check_against_schema, deselecting, keyed, schemas_of
+from tests.conftest import catalog_selecting, log_lines, logged_sandbox, run_tap
+from tests.test_optin_streams import check_against_schema, deselecting, keyed, schemas_of
 
 OMNICHANNEL = "2026-10-15"
 CAMPAIGN_STREAMS = ("campaigns", "campaign_messages", "campaign_variations", "campaign_audiences")
@@ -70,10 +68,8 @@ def expected(dump):
 
 @pytest.fixture(scope="module")
 def account():
-    sandbox = Sandbox(generate(events=300, seed=5, lists=3, segments=2), Options(rate_scale=20.0))
-    sandbox.log = RequestLog(sandbox)
-    yield sandbox
-    sandbox.close()
+    with logged_sandbox(events=300, seed=5, lists=3, segments=2) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(scope="module")

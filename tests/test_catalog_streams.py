@@ -15,11 +15,11 @@ import pytest
 
 from tap_klaviyo import revisions
 from tap_klaviyo.streams import BY_NAME
-from tests.conftest import Sandbox, catalog_selecting, error_lines, run_tap
+from tests.conftest import RequestLog, Sandbox, catalog_selecting, error_lines, logged_sandbox, run_tap
 from tests.sandbox import catalog as sandbox_catalog
 from tests.sandbox.data import generate
 from tests.sandbox.server import NO_SCOPES_KEY, Options
-from tests.test_optin_streams import RequestLog, check_against_schema, deselecting, keyed, schemas_of
+from tests.test_optin_streams import check_against_schema, deselecting, keyed, schemas_of
 
 STREAMS = ("coupons", "coupon_codes", "catalog_items", "catalog_variants", "catalog_categories", "reviews")
 ITEM_DATA = "2026-04-15"        # relationship data of a code's profile, a variant's and a review's item
@@ -63,10 +63,8 @@ def _versions(run, stream):
 
 @pytest.fixture(scope="module")
 def account():
-    sandbox = Sandbox(generate(events=300, seed=23, lists=2, segments=1), Options(rate_scale=20.0))
-    sandbox.log = RequestLog(sandbox)
-    yield sandbox
-    sandbox.close()
+    with logged_sandbox(events=300, seed=23, lists=2, segments=1) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(scope="module")

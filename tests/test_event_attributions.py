@@ -5,9 +5,7 @@ import time
 
 import pytest
 
-from tests.conftest import RequestLog, Sandbox, catalog_selecting, run_tap
-from tests.sandbox.data import generate
-from tests.sandbox.server import Options
+from tests.conftest import catalog_selecting, logged_sandbox, run_tap
 
 STREAM = "event_attributions"
 COLUMNS = ["id", "event_id", "attributed_event_id", "campaign_id", "campaign_message_id", "flow_id",
@@ -16,10 +14,8 @@ COLUMNS = ["id", "event_id", "attributed_event_id", "campaign_id", "campaign_mes
 
 @pytest.fixture(scope="module")
 def account():
-    sandbox = Sandbox(generate(events=600, seed=11, lists=3, segments=2), Options(rate_scale=20.0))
-    sandbox.log = RequestLog(sandbox)
-    yield sandbox
-    sandbox.close()
+    with logged_sandbox(events=600, seed=11, lists=3, segments=2) as sandbox:
+        yield sandbox
 
 
 def _epoch(text):

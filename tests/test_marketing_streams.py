@@ -12,10 +12,8 @@ import pytest
 
 from tap_klaviyo import revisions
 from tap_klaviyo.streams import BY_NAME
-from tests.conftest import RequestLog, Sandbox, catalog_selecting, log_lines, run_tap
+from tests.conftest import RequestLog, catalog_selecting, log_lines, logged_sandbox, run_tap
 from tests.sandbox import entities
-from tests.sandbox.data import generate
-from tests.sandbox.server import Options
 from tests.test_optin_streams import check_against_schema, deselecting, keyed, schemas_of
 
 MARKETING = ("segments", "tag_groups", "images", "push_tokens", "accounts")
@@ -59,10 +57,8 @@ def _activations(run):
 
 @pytest.fixture(scope="module")
 def account():
-    sandbox = Sandbox(generate(events=300, seed=11, lists=3, segments=3), Options(rate_scale=20.0))
-    sandbox.log = RequestLog(sandbox)
-    yield sandbox
-    sandbox.close()
+    with logged_sandbox(events=300, seed=11, lists=3, segments=3) as sandbox:
+        yield sandbox
 
 
 def test_every_field_of_every_row_and_one_definition_request_per_flow(account, tmp_path):

@@ -17,9 +17,8 @@ import pytest
 from tap_klaviyo import revisions
 from tap_klaviyo.ratelimit import family_limits
 from tap_klaviyo.streams import BY_NAME, COLLECTION, EVENTS, MEMBERS, STREAMS
-from tests.conftest import ROOT, RequestLog, Sandbox, catalog_selecting, error_lines, log_lines, run_tap
-from tests.sandbox.data import generate
-from tests.sandbox.server import NO_CAMPAIGNS_FLOWS_KEY, Options
+from tests.conftest import ROOT, catalog_selecting, error_lines, log_lines, logged_sandbox, run_tap
+from tests.sandbox.server import NO_CAMPAIGNS_FLOWS_KEY
 
 # issue 11's twelve: Klaviyo's resources as the API shapes them (the reports are tested elsewhere)
 # (at the default revision: the campaign streams 2026-10-15 added are tested in test_campaigns_omnichannel.py)
@@ -128,10 +127,8 @@ def deselecting(catalog, columns):
 # --- one account for the tests that only read -------------------------------------------------------
 @pytest.fixture(scope="module")
 def account():
-    sandbox = Sandbox(generate(events=600, seed=11, lists=3, segments=2), Options(rate_scale=20.0))
-    sandbox.log = RequestLog(sandbox)
-    yield sandbox
-    sandbox.close()
+    with logged_sandbox(events=600, seed=11, lists=3, segments=2) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture(scope="module")

@@ -396,7 +396,7 @@ def test_only_the_first_report_is_queued_and_each_queues_the_next_once_done(repo
     from tap_klaviyo.config import load_config
     from tap_klaviyo.engine import SyncContext
     from tap_klaviyo.streams import BY_NAME
-    from tap_klaviyo.tasks.reports import ORDER, plan_report
+    from tap_klaviyo.tasks.reports import plan_report
     sandbox = report_sandbox(report_daily_cap=2)       # two requests: the segment reports; the form reports stop
     config = load_config(sandbox.config(report_days=20))
     client = KlaviyoClient(config)
