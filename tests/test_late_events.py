@@ -102,8 +102,10 @@ def _since(run, stream):
 
 
 def _window_start(run, days=20):
-    """The first instant of the default window of the run after this one (same UTC day, most likely)."""
-    return (_since(run, "receive") // DAY - days + 1) * DAY
+    """The first instant of the default window of the run after this one (same UTC day, most likely):
+    the UTC day `days` days before the run's own day (README: "late_event_days"). The window is
+    days + 1 days long; a metric whose only events fall on its first day is counted too."""
+    return (_since(run, "receive") // DAY - days) * DAY
 
 
 def test_late_events_days_older_than_the_bookmark_are_loaded_within_the_window(make_sandbox, tmp_path):
