@@ -68,6 +68,10 @@ def run(argv=None):
                           "(see sample_config.json)")
     from .config import load_config, read_json_file
     config = load_config(read_json_file(args.config, "config"))
+    from . import revisions
+    retiring = revisions.retirement_warning(config.revision, time.strftime("%Y-%m-%d", time.gmtime()))
+    if retiring:
+        LOGGER.warning(retiring)
     catalog_path = args.catalog or args.properties
     from . import discovery, state as bookmarks
     from .client import KlaviyoClient

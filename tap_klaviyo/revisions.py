@@ -48,3 +48,27 @@ def check(revision):
                          + (f", or {newer[-1]}" if newer and newer[-1] != DEFAULT else ""))
     if revision not in SUPPORTED:
         raise ValueError(f"the tap supports revisions {', '.join(SUPPORTED)}")
+
+
+# Klaviyo serves a revision for two years after its date: stable in the first, deprecated in the
+# second, retired (410) after (../shared/reference/klaviyo-api.md, "Revisions"; docs/revisions.md).
+WARN_DAYS_BEFORE_RETIREMENT = 90
+
+
+def retires_on(revision):
+    """The day (YYYY-MM-DD) Klaviyo stops serving a GA revision: two years after its date."""
+    return f"{int(revision[:4]) + 2}{revision[4:10]}"
+
+
+def retirement_warning(revision, today):
+    """One line for the user when the revision retires within WARN_DAYS_BEFORE_RETIREMENT days of
+    today (YYYY-MM-DD, UTC) or has retired; None otherwise."""
+    from datetime import date
+    ends = retires_on(base(revision))
+    left = (date.fromisoformat(ends) - date.fromisoformat(today)).days
+    if left > WARN_DAYS_BEFORE_RETIREMENT:
+        return None
+    when = f"retired on {ends}" if left < 0 else f"retires on {ends}" + (f", in {left} days" if left else ", today")
+    fix = (f"set config 'revision' to a newer one such as {DEFAULT} (the default)" if base(revision) < DEFAULT
+           else "upgrade tap-klaviyo to a version that reads a newer revision")
+    return f"revision {revision} {when} (Klaviyo serves a revision for two years after its date); {fix}"

@@ -72,7 +72,10 @@ def test_discovery_probes_are_valid_at_every_supported_revision(sandbox, tmp_pat
     from tests.test_revisions import SUPPORTED
     for revision in SUPPORTED:
         run, catalog, stats = _discover(sandbox, tmp_path, revision=revision)
-        assert catalog["streams"] and "WARNING" not in run.stderr, (revision, run.stderr)
+        # the only warning allowed: the revision retires soon (test_revision_retirement.py)
+        warnings = [line for line in log_lines(run.stderr) if line.startswith("WARNING ")
+                    and "Klaviyo serves a revision for two years" not in line]
+        assert catalog["streams"] and not warnings, (revision, run.stderr)
         assert all(count == 1 for count in stats["by_family"].values()), (revision, stats)
 
 

@@ -49,6 +49,11 @@ def _rules():
     return document["revisions"], operations
 
 
+def oldest_revision():
+    """The oldest revision whose rules this sandbox holds (the oldest the tap supports)."""
+    return _rules()[0][0]
+
+
 def operation(method, path):
     """'GET /api/lists/{id}' for ('GET', '/api/lists/Y6nRLr'); None for a path the rules do not cover."""
     for candidate_method, pattern, key, _ranges in _rules()[1]:
