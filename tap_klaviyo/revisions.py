@@ -51,7 +51,9 @@ def check(revision):
 
 
 # Klaviyo serves a revision for two years after its date: stable in the first, deprecated in the
-# second, retired (410) after (../shared/reference/klaviyo-api.md, "Revisions"; docs/revisions.md).
+# second, retired after: a 410, or silently answered as a newer revision (Klaviyo's "API versioning
+# and deprecation policy", https://developers.klaviyo.com/en/docs/api_versioning_and_deprecation_policy;
+# docs/revisions.md). So the warning comes before the date, not only with the 410.
 WARN_DAYS_BEFORE_RETIREMENT = 90
 
 
