@@ -14,6 +14,7 @@ Sources, per revision (docs/revisions.md has the table):
 A revision is served for two years after its date, so the oldest one listed is the oldest Klaviyo
 still answers; drop a revision here when it retires and add each new one once its sources are read.
 """
+from datetime import date
 
 SUPPORTED = ("2025-01-15", "2025-04-15", "2025-07-15", "2025-10-15",
              "2026-01-15", "2026-04-15", "2026-07-15", "2026-10-15")
@@ -65,7 +66,6 @@ def retires_on(revision):
 def retirement_warning(revision, today):
     """One line for the user when the revision retires within WARN_DAYS_BEFORE_RETIREMENT days of
     today (YYYY-MM-DD, UTC) or has retired; None otherwise."""
-    from datetime import date
     ends = retires_on(base(revision))
     left = (date.fromisoformat(ends) - date.fromisoformat(today)).days
     if left > WARN_DAYS_BEFORE_RETIREMENT:
